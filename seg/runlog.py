@@ -1,0 +1,155 @@
+"""Reading training run logs (`RUNDIR/metrics.jsonl`) for the Training page and scripts.
+
+A line is one JSON object: a train row `{"step", "loss", "lr", "img_per_s", "time"}` or an eval row
+`{"step", "val_miou", "val_pixel_acc"}`. The two are kept apart so evaluation lines never bend the
+training curve's x axis. The trainer may be writing the file while we read it, so a last line that is
+not yet complete is skipped; a broken line anywhere else is an error naming the file and line.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+METRICS_FILE = "metrics.jsonl"
+# A run whose log changed within this many seconds is shown as "live" and refreshed by itself.
+LIVE_WINDOW_S = 120.0
+# Runs are found at most this many folders below the runs root (a run root may hold data too).
+MAX_DEPTH = 3
+
+
+class RunLogError(ValueError):
+    """A metrics.jsonl that cannot be read; the message names the file and line."""
+
+
+@dataclass
+class RunData:
+    """One run's log: `train` and `eval` are lists of row dicts in file order."""
+
+    name: str
+    path: Path  # the metrics.jsonl file
+    train: list[dict] = field(default_factory=list)
+    eval: list[dict] = field(default_factory=list)
+    mtime: float = 0.0
+
+    @property
+    def live(self) -> bool:
+        """True when the log changed recently, i.e. the run is probably still training."""
+        return time.time() - self.mtime < LIVE_WINDOW_S
+
+
+def read_metrics(path: str | Path) -> tuple[list[dict], list[dict]]:
+    """Parse a metrics.jsonl into `(train_rows, eval_rows)`.
+
+    Train rows are those with a "loss", eval rows those with a "val_miou"; other objects (future
+    event kinds) are ignored. A half-written last line (no trailing newline, not valid JSON) is
+    skipped. Raises RunLogError for a broken line before the last, FileNotFoundError if absent.
+    """
+    path = Path(path)
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = text.split("\n")
+    train, evals = [], []
+    for i, line in enumerate(lines):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            if i == len(lines) - 1:  # no newline after it yet: the writer is mid-line
+                continue
+            raise RunLogError(f"{path}:{i + 1}: not a JSON object ({e.msg})") from None
+        if not isinstance(row, dict) or "step" not in row:
+            raise RunLogError(f"{path}:{i + 1}: expected an object with a 'step'")
+        if "loss" in row:
+            train.append(row)
+        elif "val_miou" in row:
+            evals.append(row)
+    return train, evals
+
+
+def ema(values: list[float], weight: float) -> list[float]:
+    """TensorBoard's debiased exponential moving average.
+
+    `weight` in [0, 1): 0 returns the values unchanged. The running average starts at 0 and is divided
+    by `1 - weight**n` (n = finite values seen), so the first output equals the first input instead of
+    being dragged toward 0. Non-finite values pass through and do not enter the average.
+    """
+    if not 0.0 <= weight < 1.0:
+        raise ValueError(f"smoothing weight must be in [0, 1), got {weight}")
+    out, last, n = [], 0.0, 0
+    for v in values:
+        if v is None or not math.isfinite(v):
+            out.append(v)
+            continue
+        last = last * weight + (1.0 - weight) * v
+        n += 1
+        out.append(last / (1.0 - weight**n))
+    return out
+
+
+def list_runs(runs_root: str | Path) -> list[Path]:
+    """Folders at or below `runs_root` (up to MAX_DEPTH deep) holding a metrics.jsonl, sorted."""
+    root = Path(runs_root)
+    if not root.is_dir():
+        return []
+    found = []
+    for depth in range(MAX_DEPTH + 1):
+        pattern = "/".join(["*"] * depth + [METRICS_FILE])
+        found.extend(p.parent for p in root.glob(pattern) if p.is_file())
+    return sorted(set(found))
+
+
+def run_name(run_dir: Path, runs_root: Path) -> str:
+    """Display name: the path below the runs root, or the folder name for the root itself."""
+    try:
+        rel = Path(run_dir).resolve().relative_to(Path(runs_root).resolve())
+    except ValueError:
+        return Path(run_dir).name
+    return rel.as_posix() if rel.parts else Path(run_dir).resolve().name
+
+
+def load_run(run_dir: str | Path, name: str | None = None) -> RunData:
+    """Read `run_dir/metrics.jsonl` into a RunData."""
+    path = Path(run_dir) / METRICS_FILE
+    train, evals = read_metrics(path)
+    return RunData(name or Path(run_dir).name, path, train, evals, path.stat().st_mtime)
+
+
+def elapsed_s(train_rows: list[dict]) -> list[float | None]:
+    """Seconds since the first train row for each row.
+
+    "time" is accepted either as seconds since the start or as a Unix timestamp (values past 1e9).
+    """
+    times = [r.get("time") for r in train_rows]
+    first = next((t for t in times if t is not None), None)
+    if first is None:
+        return [None] * len(times)
+    offset = first if first > 1e9 else 0.0
+    return [None if t is None else t - offset for t in times]
+
+
+def summarize(run: RunData) -> dict:
+    """One summary row: steps, last and best loss, best val mIoU / pixel acc, mean img/s, duration (s).
+
+    Missing figures are None (e.g. no evaluation yet).
+    """
+    losses = [r["loss"] for r in run.train if r.get("loss") is not None and math.isfinite(r["loss"])]
+    mious = [r["val_miou"] for r in run.eval if r.get("val_miou") is not None]
+    accs = [r["val_pixel_acc"] for r in run.eval if r.get("val_pixel_acc") is not None]
+    speeds = [r["img_per_s"] for r in run.train if r.get("img_per_s")]
+    times = [t for t in elapsed_s(run.train) if t is not None]
+    steps = max((r["step"] for r in run.train + run.eval), default=None)
+    return {
+        "run": run.name,
+        "steps": steps,
+        "last_loss": losses[-1] if losses else None,
+        "best_loss": min(losses) if losses else None,
+        "best_miou": max(mious) if mious else None,
+        "best_pixel_acc": max(accs) if accs else None,
+        "img_per_s": sum(speeds) / len(speeds) if speeds else None,
+        "duration_s": max(times) if times else None,
+        "live": run.live,
+    }

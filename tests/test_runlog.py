@@ -1,0 +1,88 @@
+"""seg.runlog: parsing (half-written last line, eval rows), debiased EMA, summaries, run discovery."""
+import json
+
+import pytest
+
+from seg import runlog
+
+
+def _write(path, rows, tail=""):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows) + tail)
+
+
+TRAIN = [
+    {"step": 10, "loss": 2.0, "lr": 1e-3, "img_per_s": 10.0, "time": 1_700_000_000.0},
+    {"step": 20, "loss": 1.5, "lr": 9e-4, "img_per_s": 12.0, "time": 1_700_000_010.0},
+    {"step": 30, "loss": 1.7, "lr": 8e-4, "img_per_s": 14.0, "time": 1_700_000_030.0},
+]
+EVAL = [{"step": 20, "val_miou": 0.31, "val_pixel_acc": 0.8}, {"step": 30, "val_miou": 0.25, "val_pixel_acc": 0.82}]
+
+
+def test_read_metrics_separates_eval_rows_and_skips_half_written_last_line(tmp_path):
+    p = tmp_path / "run" / "metrics.jsonl"
+    _write(p, [TRAIN[0], TRAIN[1], EVAL[0], TRAIN[2], EVAL[1]], tail='{"step": 40, "loss": 1.')
+    train, evals = runlog.read_metrics(p)
+    assert [r["step"] for r in train] == [10, 20, 30]  # the half-written step 40 is skipped
+    assert [r["step"] for r in evals] == [20, 30]
+    assert all("loss" in r for r in train) and all("val_miou" in r for r in evals)
+
+
+def test_read_metrics_broken_middle_line_names_file_and_line(tmp_path):
+    p = tmp_path / "metrics.jsonl"
+    p.write_text(json.dumps(TRAIN[0]) + "\n{oops\n" + json.dumps(TRAIN[1]) + "\n")
+    with pytest.raises(runlog.RunLogError, match=r"metrics.jsonl:2"):
+        runlog.read_metrics(p)
+
+
+def test_ema_is_debiased_at_the_start():
+    values = [10.0, 10.0, 10.0, 4.0]
+    smoothed = runlog.ema(values, 0.9)
+    assert smoothed[0] == pytest.approx(10.0)  # debiased: first value equals the first raw value
+    assert smoothed[2] == pytest.approx(10.0)  # a constant stays constant
+    # The undebiased TensorBoard-style average starting from 0 would give 1.0 for the first point.
+    undebiased, last = [], 0.0
+    for v in values:
+        last = 0.9 * last + 0.1 * v
+        undebiased.append(last)
+    assert undebiased[0] == pytest.approx(1.0) and smoothed[0] != pytest.approx(undebiased[0])
+    assert 4.0 < smoothed[3] < 10.0
+    assert runlog.ema(values, 0.0) == values
+    with pytest.raises(ValueError):
+        runlog.ema(values, 1.0)
+
+
+def test_ema_passes_non_finite_values_through():
+    out = runlog.ema([1.0, float("nan"), 3.0], 0.5)
+    assert out[0] == 1.0 and out[1] != out[1] and 1.0 < out[2] < 3.0
+
+
+def test_summarize(tmp_path):
+    _write(tmp_path / "a" / "metrics.jsonl", TRAIN + EVAL)
+    s = runlog.summarize(runlog.load_run(tmp_path / "a"))
+    assert s["run"] == "a" and s["steps"] == 30
+    assert s["last_loss"] == 1.7 and s["best_loss"] == 1.5
+    assert s["best_miou"] == 0.31 and s["best_pixel_acc"] == 0.82
+    assert s["img_per_s"] == pytest.approx(12.0) and s["duration_s"] == pytest.approx(30.0)
+    assert s["live"] is True  # just written
+
+
+def test_summarize_without_eval_rows(tmp_path):
+    _write(tmp_path / "metrics.jsonl", TRAIN[:1])
+    s = runlog.summarize(runlog.load_run(tmp_path))
+    assert s["best_miou"] is None and s["steps"] == 10
+
+
+def test_elapsed_accepts_relative_and_unix_times():
+    assert runlog.elapsed_s(TRAIN) == [0.0, 10.0, 30.0]
+    assert runlog.elapsed_s([{"time": 5.0}, {"time": 9.0}]) == [5.0, 9.0]
+
+
+def test_list_runs(tmp_path):
+    _write(tmp_path / "b" / "metrics.jsonl", TRAIN)
+    _write(tmp_path / "a" / "metrics.jsonl", TRAIN)
+    _write(tmp_path / "sweep" / "lr1" / "metrics.jsonl", TRAIN)
+    (tmp_path / "empty").mkdir()
+    runs = runlog.list_runs(tmp_path)
+    assert [runlog.run_name(r, tmp_path) for r in runs] == ["a", "b", "sweep/lr1"]
+    assert runlog.list_runs(tmp_path / "missing") == []
