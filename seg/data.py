@@ -1,0 +1,286 @@
+"""Dataset readers and transforms: Vistas folders, the synthetic stream, KITTI frames.
+
+Labels are read as palette *indices* (the pixel value is the class id), never by color: Vistas v1.0
+palettes give several classes the same color, so any color lookup silently merges classes.
+
+Shapes: images are (3, H, W) (uint8 before `get_transform`, normalized float32 after); targets are (H, W)
+int64 class ids, with `IGNORE_INDEX` (65, Unlabeled) where there is no label.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+from seg.classes import IGNORE_INDEX, ClassTable, table_for
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")  # list_images / KittiFrames, any case
+VISTAS_IMAGE_EXTS = (".jpg", ".jpeg", ".png")
+LABEL_MODES = ("P", "L")  # paletted or grayscale: both store the id as the pixel value
+VOID_VALUE = 255  # "no label" value some tools write; mapped to the table's ignore index on read
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# Fallback training frame seeds when seg.synth has no frame_seed(): far above any validation seed that
+# write_dataset would use, so the training stream never renders a validation frame.
+SYNTH_TRAIN_SEED_BASE = 10**12
+
+
+class DataError(ValueError):
+    """A dataset file or folder is missing, unpaired or unreadable; the message names the file."""
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Sorted image files directly in `folder` (jpg/jpeg/png/webp/bmp, any case: dashcams write .JPG)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a folder")
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+
+
+def _scan_split(root: Path, split: str) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """Pair `root/split/images/*` with `root/split/labels/*.png` by stem; returns (pairs, problems)."""
+    img_dir, lbl_dir = root / split / "images", root / split / "labels"
+    missing = [f"{d}: folder not found" for d in (img_dir, lbl_dir) if not d.is_dir()]
+    if missing:
+        return [], missing
+    problems: list[str] = []
+    images: dict[str, Path] = {}
+    for p in sorted(img_dir.iterdir()):
+        if p.is_file() and p.suffix.lower() in VISTAS_IMAGE_EXTS:
+            if p.stem in images:
+                problems.append(f"{p}: same stem as {images[p.stem].name}; which one is the frame?")
+            images[p.stem] = p
+    labels = {p.stem: p for p in sorted(lbl_dir.iterdir()) if p.is_file() and p.suffix.lower() == ".png"}
+    pairs = []
+    for stem, img in images.items():
+        if stem in labels:
+            pairs.append((img, labels[stem]))
+        else:
+            problems.append(f"{img}: no label {lbl_dir / (stem + '.png')}")
+    problems += [f"{lbl}: label without an image in {img_dir}" for s, lbl in labels.items() if s not in images]
+    if not images:
+        problems.append(f"{img_dir}: no .jpg/.jpeg/.png images")
+    return pairs, problems
+
+
+def read_label(path: str | Path, classes: ClassTable) -> np.ndarray:
+    """Class ids of a label PNG as (H, W) int64, read as palette indices (P) or gray values (L).
+
+    255 becomes `classes.ignore_index` (when the table has one). Raises DataError naming the file for an
+    unreadable file, an RGB(A) label, or ids outside the table.
+    """
+    try:
+        with Image.open(path) as im:
+            if im.mode not in LABEL_MODES:
+                raise DataError(
+                    f"{path}: label is mode {im.mode}, expected paletted (P) or grayscale (L) class ids; "
+                    "color labels cannot be read safely (Vistas v1.0 palettes repeat colors)"
+                )
+            ids = np.array(im)  # P mode: the palette indices themselves, not colors
+    except OSError as e:
+        raise DataError(f"{path}: unreadable label ({e})") from None
+    bad = np.unique(ids[(ids >= classes.num_classes) & (ids != VOID_VALUE)])
+    if bad.size:
+        raise DataError(f"{path}: label ids {bad[:8].tolist()} outside the {classes.num_classes}-class table")
+    ids = ids.astype(np.int64)
+    if classes.ignore_index is not None:
+        ids[ids == VOID_VALUE] = classes.ignore_index
+    return ids
+
+
+def _read_image(path: Path) -> Image.Image:
+    try:
+        with Image.open(path) as im:
+            # No EXIF transpose: Vistas labels are aligned with the stored pixel grid.
+            return im.convert("RGB")
+    except OSError as e:
+        raise DataError(f"{path}: unreadable image ({e})") from None
+
+
+def _to_tv(image: Image.Image, ids: np.ndarray) -> tuple[tv_tensors.Image, tv_tensors.Mask]:
+    """PIL RGB + (H, W) ids -> (Image uint8 (3, H, W), Mask int64 (H, W))."""
+    img = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).contiguous()
+    return tv_tensors.Image(img), tv_tensors.Mask(torch.from_numpy(np.asarray(ids, dtype=np.int64)))
+
+
+class VistasDataset(Dataset):
+    """Frames of one split of a Vistas-layout folder: `root/{split}/images/*.jpg` + `labels/*.png`.
+
+    Pairs are checked at construction (DataError naming the first unpaired files). Item i is
+    `transforms(image, target)`, or without transforms `(tv_tensors.Image uint8 (3, H, W),
+    tv_tensors.Mask int64 (H, W))`. `classes` is the dataset's config.json table, else the built-in one.
+    """
+
+    def __init__(self, root: str | Path, split: str, transforms=None):
+        self.root, self.split, self.transforms = Path(root), split, transforms
+        self.classes = table_for(self.root)
+        self.pairs, problems = _scan_split(self.root, split)
+        if problems:
+            more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+            raise DataError("; ".join(problems[:5]) + more)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, i: int):
+        img_path, lbl_path = self.pairs[i]
+        image = _read_image(img_path)
+        ids = read_label(lbl_path, self.classes)
+        if ids.shape != (image.height, image.width):
+            raise DataError(
+                f"{lbl_path}: label is {ids.shape[1]}x{ids.shape[0]} but image {img_path.name} is "
+                f"{image.width}x{image.height}"
+            )
+        image, target = _to_tv(image, ids)
+        return self.transforms(image, target) if self.transforms is not None else (image, target)
+
+
+def check_split(root: str | Path, split: str, max_files: int | None = None) -> list[str]:
+    """Scan a split for problems before training; returns readable lines naming files ([] when clean).
+
+    Images are checked from their headers (size only); labels are decoded fully (mode, size, id range).
+    `max_files` limits how many pairs are opened (pairing is always checked for all).
+    """
+    root = Path(root)
+    try:
+        classes = table_for(root)
+    except ValueError as e:
+        return [str(e)]
+    pairs, problems = _scan_split(root, split)
+    for img_path, lbl_path in pairs[:max_files]:
+        try:
+            with Image.open(img_path) as im:
+                size = im.size  # header only: no pixel decode
+        except OSError as e:
+            problems.append(f"{img_path}: unreadable image ({e})")
+            continue
+        try:
+            ids = read_label(lbl_path, classes)
+        except DataError as e:
+            problems.append(str(e))
+            continue
+        if ids.shape != (size[1], size[0]):
+            problems.append(f"{lbl_path}: label is {ids.shape[1]}x{ids.shape[0]}, image is {size[0]}x{size[1]}")
+    return problems
+
+
+def get_transform(
+    train: bool,
+    crop_size: tuple[int, int] | None = None,
+    base_size: int | None = None,
+    scale_range: tuple[float, float] = (0.5, 2.0),
+    mean: tuple[float, float, float] = IMAGENET_MEAN,
+    std: tuple[float, float, float] = IMAGENET_STD,
+    ignore_index: int = IGNORE_INDEX,
+) -> v2.Compose:
+    """The v2 pipeline: `(Image uint8 (3, H, W), Mask (H, W)) -> (float32 (3, h, w) normalized, int64 (h, w))`.
+
+    Train: resize the short side to a random `base_size * s`, s in `scale_range` (`base_size` defaults to
+    the short side of `crop_size`), pad to at least `crop_size` (mask padded with `ignore_index`), random
+    crop to `crop_size` (H, W), horizontal flip, mild color jitter. Eval: resize to `crop_size` (H, W) when
+    given, else keep the size. Images resize bilinear + antialias; masks always nearest (v2 dispatches
+    tv_tensors.Mask to nearest), so no interpolated ids appear.
+    """
+    if train:
+        if crop_size is None:
+            raise ValueError("get_transform(train=True) needs crop_size=(H, W)")
+        base = base_size if base_size is not None else min(crop_size)
+        lo, hi = int(base * scale_range[0]), int(base * scale_range[1])
+        steps = [
+            v2.RandomResize(lo, max(hi, lo + 1), interpolation=v2.InterpolationMode.BILINEAR, antialias=True),
+            v2.RandomCrop(crop_size, pad_if_needed=True, fill={tv_tensors.Image: 0, tv_tensors.Mask: ignore_index}),
+            v2.RandomHorizontalFlip(0.5),
+            v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02),
+        ]
+    else:
+        steps = [] if crop_size is None else [
+            v2.Resize(crop_size, interpolation=v2.InterpolationMode.BILINEAR, antialias=True)
+        ]
+    steps += [
+        v2.ToDtype({tv_tensors.Image: torch.float32, tv_tensors.Mask: torch.int64, "others": None}, scale=True),
+        v2.Normalize(mean=mean, std=std),
+        v2.ToPureTensor(),
+    ]
+    return v2.Compose(steps)
+
+
+def _rank_world() -> tuple[int, int]:
+    """(rank, world size) from torch.distributed when initialized, else RANK/WORLD_SIZE, else (0, 1)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+class SynthStream(IterableDataset):
+    """Endless training frames from `seg.synth.render`; each item like `VistasDataset`'s.
+
+    Frame seeds: every (rank, DataLoader worker) pair is one of `n = world_size * num_workers` streams,
+    `stream = rank * num_workers + worker`; its i-th frame is training frame `index = i * n + stream`, so
+    streams interleave and never share a frame, and together they cover the single-process sequence.
+    The render seed of training frame `index` is `seg.synth.frame_seed("train", seed, index)` when synth
+    defines it (it keeps train and validation apart), else `SYNTH_TRAIN_SEED_BASE * (seed + 1) + index`,
+    far above the small seeds validation sets are written with. Deterministic for a given
+    (seed, rank, world size, worker, num_workers).
+    """
+
+    def __init__(self, size: tuple[int, int] = (512, 384), seed: int = 0, transforms=None):
+        self.size, self.seed, self.transforms = tuple(size), int(seed), transforms
+
+    def frame_seeds(self):
+        """Endless render seeds of this process's stream (reads rank and worker at call time)."""
+        from seg import synth  # imported late: synth is optional for readers of real data
+
+        rank, world = _rank_world()
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        n, stream = world * workers, rank * workers + worker
+        seed_of = getattr(synth, "frame_seed", None)
+        i = 0
+        while True:
+            index = i * n + stream
+            yield seed_of("train", self.seed, index) if seed_of else SYNTH_TRAIN_SEED_BASE * (self.seed + 1) + index
+            i += 1
+
+    def __iter__(self):
+        from seg import synth
+
+        for s in self.frame_seeds():
+            image, ids = synth.render(s, size=self.size)
+            image, target = _to_tv(image, ids)
+            yield self.transforms(image, target) if self.transforms is not None else (image, target)
+
+
+class KittiFrames:
+    """Frames for inference from a KITTI-style folder; iterates `(stem, path)` in sorted order.
+
+    Looks in `root/image_2`, then `root/{split}/image_2` (split = training or testing; when both exist,
+    `split` must say which), else takes `root` as a flat folder of frames.
+    """
+
+    def __init__(self, root: str | Path, split: str | None = None):
+        root = Path(root)
+        if split is not None:
+            folder = root / split / "image_2"
+        elif (root / "image_2").is_dir():
+            folder = root / "image_2"
+        else:
+            found = [root / s / "image_2" for s in ("training", "testing") if (root / s / "image_2").is_dir()]
+            if len(found) > 1:
+                raise DataError(f"{root}: has both training/image_2 and testing/image_2; pass split=")
+            folder = found[0] if found else root
+        self.folder = folder
+        self.paths = list_images(folder)
+        if not self.paths:
+            raise DataError(f"{folder}: no images")
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __iter__(self):
+        return ((p.stem, p) for p in self.paths)
