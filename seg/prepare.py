@@ -206,9 +206,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m seg.prepare", description=__doc__.split("\n")[0])
     p.add_argument("--src", required=True, type=Path, help="Vistas root (config.json, training/, validation/, ...)")
     p.add_argument("--dst", required=True, type=Path, help="output root, outside --src; resumes if present")
-    p.add_argument("--size", default="512x384", type=parse_size, help="output WxH (default 512x384)")
-    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="parallel processes")
-    p.add_argument("--labels-dir", default=None,
+    p.add_argument("--size", default="512x384", type=parse_size, metavar="WxH", help="output size (default 512x384)")
+    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), metavar="K",
+                   help="parallel processes (default min(4, cpu count))")
+    p.add_argument("--labels-dir", default=None, metavar="DIR",
                    help="label folder inside each split, e.g. v1.2/labels (default labels, else v1.2/labels)")
     p.add_argument("--keep-aspect", action="store_true",
                    help="resize the short side and center-crop instead of stretching to WxH")
