@@ -1,0 +1,408 @@
+"""Train a segmentation model, laid out like torchvision's references/segmentation/train.py.
+
+    python -m seg.train --data synth --out runs/demo --preset demo
+    torchrun --nproc_per_node 2 -m seg.train --data /data/vistas_512x384 --out runs/vistas
+
+`--batch-size` is per process; under torchrun the effective batch is batch-size x world size.
+RUNDIR gets metrics.jsonl (one JSON object per line), last.pt (full state, for --resume),
+model.pt (slim copy of the latest weights) and best.pt (slim, best validation mIoU).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from . import distributed as D
+from .checkpoint import CheckpointError, load_checkpoint, make_checkpoint, save_checkpoint, slim
+from .classes import VISTAS
+from .data import DataError, SynthStream, VistasDataset, check_split, get_transform
+from .metrics import ConfusionMatrix
+from .model import DEFAULT_ARCH, create_model, list_models
+from .paths import DEFAULT_DATA
+from .cliutil import parse_size
+
+# `--preset demo`: the CPU recipe behind the bundled checkpoint (explicit flags still win).
+PRESETS = {
+    "demo": {
+        "data": "synth", "arch": DEFAULT_ARCH, "steps": 1500, "batch_size": 8, "size": "512x384",
+        "crop": "256x256", "lr": 2e-3, "log_every": 10, "eval_every": 250, "checkpoint_every": 100,
+        "workers": 1, "eval_limit": 32,
+    },
+}
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+def get_dataset(args, train: bool, crop_hw: tuple[int, int], size_hw: tuple[int, int]):
+    """Training set (a VistasDataset or the endless SynthStream) or the validation set."""
+    if train:
+        tf = get_transform(False, crop_hw) if args.no_augment else get_transform(True, crop_hw, base_size=size_hw[0])
+        if args.data == "synth":
+            return SynthStream(size=(size_hw[1], size_hw[0]), seed=args.seed + args._resume_step, transforms=tf)
+        return VistasDataset(args.data, "training", transforms=tf)
+    val_root = args.val_data or (DEFAULT_DATA if args.data == "synth" else args.data)
+    return VistasDataset(val_root, "validation", transforms=get_transform(False, size_hw))
+
+
+def criterion(logits: torch.Tensor, target: torch.Tensor, ignore_index: int) -> torch.Tensor:
+    """Pixel-wise cross-entropy; logits (B, C, H, W), target (B, H, W) int64."""
+    return nn.functional.cross_entropy(logits, target, ignore_index=ignore_index)
+
+
+@torch.inference_mode()
+def evaluate(model, dataset, device, num_classes: int, ignore_index: int, limit: int | None = None) -> dict:
+    """Confusion matrix over the validation set, sharded across ranks without padding and summed.
+
+    Leaves the model in eval mode; the caller restores training mode.
+    """
+    model.eval()
+    cm = ConfusionMatrix(num_classes, ignore_index)
+    n = len(dataset) if limit is None else min(limit, len(dataset))
+    for i in range(D.rank(), n, D.world_size()):
+        image, target = dataset[i]
+        x = image.unsqueeze(0).to(device)
+        logits = model(x)
+        cm.update(target, logits.argmax(1).cpu())
+    cm.reduce_from_all_processes()
+    return cm.compute()
+
+
+def set_train_mode(model: nn.Module, freeze_bn: bool) -> None:
+    """Training mode; with `freeze_bn`, batch-norm layers keep using (and stop updating) running stats.
+
+    Frozen BN makes every sample's gradient independent of the batch it sits in, which is what small
+    per-GPU batches want when fine-tuning, and what makes K processes x B equal 1 process x K*B exactly.
+    """
+    model.train()
+    if freeze_bn:
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
+
+
+def poly_lambda(total_steps: int, warmup: int = 0, power: float = 0.9):
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, 1 - step / max(1, total_steps)) ** power
+    return f
+
+
+def infinite(loader, sampler):
+    """Endless batches; reshuffles a finite dataset each pass (DistributedSampler.set_epoch)."""
+    epoch = 0
+    while True:
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        yield from loader
+        epoch += 1
+
+
+def truncate_log(path: Path, step: int) -> None:
+    """Drop log lines past `step` (written after the checkpoint we resume from) and any half-written line."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if row.get("step", 0) <= step:
+            keep.append(line)
+    tmp = path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(l + "\n" for l in keep))
+    os.replace(tmp, path)
+
+
+class MetricsLog:
+    """Appends one JSON object per line, flushed and fsynced, so a kill loses at most the line in flight."""
+
+    def __init__(self, path: Path):
+        self.f = open(path, "a")
+
+    def write(self, row: dict) -> None:
+        self.f.write(json.dumps(row) + "\n")
+        self.f.flush()
+        os.fsync(self.f.fileno())
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def train(args, model, model_without_ddp, optimizer, scheduler, scaler, loader_iter, val_set, device,
+          classes, size_hw, start_step: int, elapsed0: float, best_miou) -> int:
+    """The step loop. Returns the process exit code (0 done or interrupted cleanly, 1 stopped on NaN)."""
+    main = D.is_main_process()
+    out = Path(args.out)
+    log = MetricsLog(out / "metrics.jsonl") if main else None
+    stop = {"signal": None}
+
+    def on_signal(signum, frame):
+        stop["signal"] = signal.Signals(signum).name
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def save(step: int, elapsed: float, best: bool = False) -> None:
+        if not main:
+            return
+        ckpt = make_checkpoint(
+            model_without_ddp, args.arch, classes, size_hw, step,
+            optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+            scaler=scaler.state_dict() if scaler is not None else None,
+            args={k: v for k, v in vars(args).items() if not k.startswith("_")},
+            best_miou=best_miou, elapsed=elapsed,
+        )
+        save_checkpoint(out / "last.pt", ckpt)
+        save_checkpoint(out / "model.pt", slim(ckpt))
+        if best:
+            save_checkpoint(out / "best.pt", slim(ckpt))
+
+    t_start = time.perf_counter()
+    elapsed = lambda: elapsed0 + time.perf_counter() - t_start  # noqa: E731 - wall time across resumes
+    bar = tqdm(total=args.steps, initial=start_step, disable=not (main and sys.stderr.isatty()), unit="step")
+    loss_sum, n_loss, skipped, t_log = 0.0, 0, 0, time.perf_counter()
+    step, code = start_step, 0
+    set_train_mode(model, args.freeze_bn)
+    try:
+        while step < args.steps:
+            image, target = next(loader_iter)
+            image = image.to(device, non_blocking=True)
+            target = target.to(device, non_blocking=True)
+            if args.channels_last:
+                image = image.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, enabled=args.amp):
+                loss = criterion(model(image), target, classes.ignore_index if classes.ignore_index is not None else -100)
+            bad = D.all_reduce_sum(torch.tensor([0.0 if torch.isfinite(loss) else 1.0], device=device))
+            if bad.item() > 0:
+                if args.nan_policy == "stop":
+                    raise NonFiniteLoss(f"loss is {loss.item()} at step {step + 1}")
+                skipped += 1
+                optimizer.zero_grad(set_to_none=True)
+            else:
+                optimizer.zero_grad(set_to_none=True)
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    loss.backward()
+                    optimizer.step()
+                loss_sum += loss.item()
+                n_loss += 1
+            scheduler.step()
+            step += 1
+            bar.update(1)
+            if step % args.log_every == 0 or step == args.steps:
+                mean = D.all_reduce_sum(torch.tensor([loss_sum, n_loss], device=device, dtype=torch.float64))
+                dt = time.perf_counter() - t_log
+                row = {
+                    "step": step, "loss": float(mean[0] / max(mean[1], 1)), "lr": scheduler.get_last_lr()[0],
+                    "img_per_s": round(args.batch_size * D.world_size() * (n_loss + skipped) / dt, 3),
+                    "time": round(elapsed(), 3),
+                }
+                if skipped:
+                    row["skipped"] = skipped
+                if main:
+                    log.write(row)
+                    bar.set_postfix(loss=f"{row['loss']:.4f}")
+                loss_sum, n_loss, skipped, t_log = 0.0, 0, 0, time.perf_counter()
+            if step % args.eval_every == 0 or step == args.steps:
+                m = evaluate(model_without_ddp, val_set, device, classes.num_classes, classes.ignore_index, args.eval_limit)
+                if main:
+                    log.write({"step": step, "val_miou": m["miou"], "val_pixel_acc": m["pixel_acc"]})
+                    bar.write(f"step {step}: val mIoU {m['miou']:.4f}, pixel acc {m['pixel_acc']:.4f}")
+                if best_miou is None or m["miou"] > best_miou:
+                    best_miou = m["miou"]
+                    save(step, elapsed(), best=True)
+                set_train_mode(model, args.freeze_bn)
+                t_log = time.perf_counter()  # evaluation time is not training throughput
+            if step % args.checkpoint_every == 0 or step == args.steps:
+                save(step, elapsed())
+            flag = D.all_reduce_sum(torch.tensor([1.0 if stop["signal"] else 0.0], device=device))
+            if flag.item() > 0:
+                save(step, elapsed())
+                if main:
+                    print(f"{stop['signal'] or 'signal'}: checkpoint saved at step {step} in {out / 'last.pt'}; "
+                          f"rerun the same command with --resume to continue", file=sys.stderr)
+                break
+    except NonFiniteLoss as e:
+        if main:
+            print(f"error: {e}; stopped without saving, {out / 'last.pt'} keeps the last good state "
+                  f"(--nan-policy skip skips such steps instead)", file=sys.stderr)
+        code = 1
+    finally:
+        bar.close()
+        if log:
+            log.close()
+        for s, h in old.items():
+            signal.signal(s, h)
+    return code
+
+
+def main(args) -> int:
+    device, rank, world = D.init_distributed(args.device)
+    main_proc = rank == 0
+    crop_hw, size_hw = parse_size(args.crop or args.size)[::-1], parse_size(args.size)[::-1]
+    out = Path(args.out)
+    torch.manual_seed(args.seed)
+    if device.type == "cpu" and args.threads:
+        torch.set_num_threads(args.threads)
+
+    resume = None
+    args._resume_step = 0
+    if args.resume and (out / "last.pt").exists():
+        resume = load_checkpoint(out / "last.pt")
+        args._resume_step = resume["step"]
+    if args.data != "synth":
+        problems = check_split(args.data, "training", max_files=None if args.check_all else 200)
+        if problems:
+            raise DataError(f"{len(problems)} problem(s) in {args.data}/training, first: " + " | ".join(problems[:3]))
+    train_set = get_dataset(args, True, crop_hw, size_hw)
+    val_set = get_dataset(args, False, crop_hw, size_hw)
+    classes = val_set.classes if args.data == "synth" else train_set.classes
+
+    model = create_model(args.arch, classes.num_classes, args.backbone_weights)
+    if args.sync_bn and world > 1:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model.to(device)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if args.opt == "sgd":
+        optimizer = torch.optim.SGD(params, lr=args.lr, momentum=0.9, weight_decay=args.weight_decay)
+    else:
+        optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lambda(args.steps, args.warmup))
+    scaler = torch.amp.GradScaler("cuda") if args.amp else None
+    model_without_ddp = model
+    if world > 1:
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    start_step, elapsed0, best_miou = 0, 0.0, None
+    if resume is not None:
+        if resume["model_args"]["arch"] != args.arch:
+            raise CheckpointError(f"{out / 'last.pt'}: was trained as {resume['model_args']['arch']}, not {args.arch}")
+        model_without_ddp.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        scheduler.load_state_dict(resume["scheduler"])
+        if scaler is not None and resume.get("scaler"):
+            scaler.load_state_dict(resume["scaler"])
+        start_step, elapsed0, best_miou = resume["step"], resume.get("elapsed", 0.0), resume.get("best_miou")
+    if main_proc:
+        out.mkdir(parents=True, exist_ok=True)
+        if resume is not None:
+            truncate_log(out / "metrics.jsonl", start_step)
+        elif (out / "metrics.jsonl").exists():
+            (out / "metrics.jsonl").unlink()  # a fresh run starts a fresh log
+        print(f"{args.arch} on {device}, {world} process(es) x batch {args.batch_size} = effective batch "
+              f"{args.batch_size * world}; lr {args.lr:g}{' (scaled linearly by world size)' if args.scale_lr and world > 1 else ''}; "
+              f"crop {crop_hw[1]}x{crop_hw[0]}, steps {start_step}->{args.steps}", file=sys.stderr)
+
+    sampler = None
+    if isinstance(train_set, VistasDataset):
+        sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=args.seed, drop_last=True)
+    loader = DataLoader(train_set, batch_size=args.batch_size, sampler=sampler, num_workers=args.workers,
+                        pin_memory=device.type == "cuda", drop_last=True, persistent_workers=args.workers > 0)
+    return train(args, model, model_without_ddp, optimizer, scheduler, scaler, infinite(loader, sampler), val_set,
+                 device, classes, size_hw, start_step, elapsed0, best_miou)
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Train a segmentation model on Vistas-layout data or the synthetic world",
+                                add_help=add_help)
+    p.add_argument("--data", help="Vistas-layout folder (training/ and validation/), or 'synth' to stream the synthetic world")
+    p.add_argument("--val-data", default=None, help="validation folder (default: --data, or the bundled set for synth)")
+    p.add_argument("--out", required=True, help="run folder for metrics.jsonl and checkpoints")
+    p.add_argument("--arch", default=None, help=f"model name, one of: {', '.join(list_models())}")
+    p.add_argument("--backbone-weights", default=None, help="local ImageNet weights file for the backbone")
+    p.add_argument("--steps", type=int, default=None, help="total optimizer steps")
+    p.add_argument("--batch-size", type=int, default=None, help="images per step per process")
+    p.add_argument("--size", default=None, help="model input size WxH (default 512x384)")
+    p.add_argument("--crop", default=None, help="training crop WxH (default: --size)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (poly decay)")
+    p.add_argument("--scale-lr", action="store_true", help="multiply --lr by the world size (linear scaling rule)")
+    p.add_argument("--opt", choices=("adamw", "sgd"), default="adamw", help="optimizer")
+    p.add_argument("--weight-decay", type=float, default=1e-4, help="weight decay")
+    p.add_argument("--warmup", type=int, default=0, help="linear warm-up steps")
+    p.add_argument("--log-every", type=int, default=None, help="steps between metrics.jsonl lines")
+    p.add_argument("--eval-every", type=int, default=None, help="steps between validations")
+    p.add_argument("--eval-limit", type=int, default=None, help="validate on the first N frames only")
+    p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints")
+    p.add_argument("--resume", action="store_true", help="continue from RUNDIR/last.pt")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None, help="defaults for a known recipe")
+    p.add_argument("--workers", type=int, default=None, help="data-loading worker processes")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="mixed precision (default: on CUDA)")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True, help="channels_last memory format")
+    p.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across processes (CUDA)")
+    p.add_argument("--freeze-bn", action="store_true", help="keep batch-norm statistics fixed (fine-tuning, tiny per-GPU batches)")
+    p.add_argument("--no-augment", action="store_true", help="no random scale/crop/flip/jitter (debugging, exact comparisons)")
+    p.add_argument("--nan-policy", choices=("stop", "skip"), default="stop", help="on a NaN/inf loss: stop, or skip the step")
+    p.add_argument("--check-all", action="store_true", help="check every training file before starting (default: first 200)")
+    return p
+
+
+DEFAULTS = {"data": None, "arch": DEFAULT_ARCH, "steps": 20000, "batch_size": 8, "size": "512x384", "crop": None,
+            "lr": 1e-3, "log_every": 20, "eval_every": 1000, "checkpoint_every": 500, "workers": 4, "eval_limit": None}
+
+
+def resolve_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Fill unset flags from the preset, then the defaults; reject incompatible combinations."""
+    preset = PRESETS.get(args.preset, {})
+    for k, v in DEFAULTS.items():
+        if getattr(args, k) is None:
+            setattr(args, k, preset.get(k, v))
+    if args.data is None:
+        parser.error("--data is required (a Vistas-layout folder, or 'synth')")
+    if args.data != "synth" and not Path(args.data).is_dir():
+        parser.error(f"--data {args.data}: no such folder")
+    if args.amp is None:
+        args.amp = torch.cuda.is_available() and args.device != "cpu"
+    if args.amp and not torch.cuda.is_available():
+        parser.error("--amp needs CUDA")
+    for k in ("steps", "batch_size", "log_every", "eval_every", "checkpoint_every"):
+        if getattr(args, k) < 1:
+            parser.error(f"--{k.replace('_', '-')} must be at least 1")
+    if args.workers < 0:
+        parser.error("--workers must be >= 0")
+    for k in ("size", "crop"):
+        if getattr(args, k) is not None:
+            try:
+                parse_size(getattr(args, k))
+            except ValueError as e:
+                parser.error(f"--{k}: {e}")
+    if args.scale_lr:
+        args.lr *= int(os.environ.get("WORLD_SIZE", 1))
+    return args
+
+
+def cli(argv=None) -> int:
+    parser = get_args_parser()
+    args = resolve_args(parser.parse_args(argv), parser)
+    try:
+        return main(args)
+    except (DataError, CheckpointError, ValueError) as e:
+        print(f"error: {str(e).splitlines()[0] if str(e) else e.__class__.__name__}", file=sys.stderr)
+        return 1
+    finally:
+        D.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

@@ -1,0 +1,167 @@
+"""seg.train: a short run, resume, kill -9, signals, NaN policy, dataset problems, bad flags."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from seg import train as T
+from seg.checkpoint import load_checkpoint, model_from_checkpoint
+
+REPO = Path(__file__).resolve().parent.parent
+FAST = ["--arch", "lraspp_mobilenet_v3_large", "--size", "64x48", "--batch-size", "2", "--workers", "0",
+        "--threads", "1"]
+
+
+def rows(run: Path):
+    lines = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in lines if "loss" in r], [r for r in lines if "val_miou" in r]
+
+
+def run_cli(*argv) -> int:
+    return T.cli([str(a) for a in argv])
+
+
+def test_three_steps_write_log_and_checkpoints(tiny_vistas, tmp_path):
+    out = tmp_path / "run"
+    assert run_cli("--data", tiny_vistas, "--out", out, "--steps", 3, "--log-every", 1, "--eval-every", 3, *FAST) == 0
+    train, evals = rows(out)
+    assert [r["step"] for r in train] == [1, 2, 3]
+    assert set(train[0]) >= {"step", "loss", "lr", "img_per_s", "time"}
+    assert all(r["loss"] > 0 and r["img_per_s"] > 0 for r in train)
+    assert train[0]["lr"] > train[1]["lr"] > train[2]["lr"] == 0.0  # poly decay to zero
+    assert [e["step"] for e in evals] == [3] and 0.0 <= evals[0]["val_miou"] <= 1.0
+    ckpt = load_checkpoint(out / "last.pt")
+    assert ckpt["step"] == 3 and ckpt["optimizer"] is not None and ckpt["input_size"] == [48, 64]
+    slim = load_checkpoint(out / "model.pt")
+    assert slim["optimizer"] is None and next(iter(slim["model"].values())).dtype == torch.float16
+    model = model_from_checkpoint(slim)  # the slim file alone rebuilds the model
+    assert model(torch.zeros(1, 3, 48, 64)).shape == (1, 66, 48, 64)
+
+
+def test_resume_continues_and_keeps_each_step_once(tiny_vistas, tmp_path):
+    out = tmp_path / "run"
+    args = ["--data", tiny_vistas, "--out", out, "--log-every", 1, "--eval-every", 100, "--checkpoint-every", 2, *FAST]
+    assert run_cli(*args, "--steps", 6) == 0
+    # Pretend the process died after step 5 had been logged but before its checkpoint: step-4 state, 5 lines.
+    ck = load_checkpoint(out / "last.pt")
+    assert ck["step"] == 6
+    log = (out / "metrics.jsonl").read_text().splitlines()
+    assert T.cli is not None and len([l for l in log if "loss" in l]) == 6
+    assert run_cli(*args, "--steps", 10, "--resume") == 0
+    train, _ = rows(out)
+    assert [r["step"] for r in train] == list(range(1, 11))
+    assert load_checkpoint(out / "last.pt")["step"] == 10
+    assert train[6]["time"] >= train[5]["time"]  # wall time continues across the resume
+
+
+def test_truncate_log_drops_lines_after_checkpoint_and_half_lines(tmp_path):
+    log = tmp_path / "metrics.jsonl"
+    log.write_text("".join(json.dumps({"step": s, "loss": 1.0}) + "\n" for s in range(1, 8)) + '{"step": 8, "lo')
+    T.truncate_log(log, 4)
+    assert [json.loads(l)["step"] for l in log.read_text().splitlines()] == [1, 2, 3, 4]
+
+
+@pytest.mark.slow
+def test_kill9_then_resume_gives_every_step_once(tiny_vistas, tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "seg.train", "--data", str(tiny_vistas), "--out", str(out), "--steps", "400",
+           "--log-every", "1", "--eval-every", "1000", "--checkpoint-every", "3", *FAST]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        log = out / "metrics.jsonl"
+        if log.exists() and len(log.read_text().splitlines()) >= 8 and (out / "last.pt").exists():
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    killed_at = len((out / "metrics.jsonl").read_text().splitlines())
+    saved = load_checkpoint(out / "last.pt")["step"]
+    assert saved % 3 == 0 and 0 < saved <= killed_at
+    finish = cmd[:cmd.index("400")] + ["20"] + cmd[cmd.index("400") + 1:] + ["--resume"]
+    finish[finish.index("--steps") + 1] = str(max(20, killed_at + 3))
+    subprocess.run(finish, cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+    train, _ = rows(out)
+    assert [r["step"] for r in train] == list(range(1, max(20, killed_at + 3) + 1))
+
+
+@pytest.mark.slow
+def test_sigterm_saves_checkpoint_and_exits_cleanly(tiny_vistas, tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "seg.train", "--data", str(tiny_vistas), "--out", str(out), "--steps", "100000",
+           "--log-every", "1", "--eval-every", "100000", "--checkpoint-every", "100000", *FAST]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not ((out / "metrics.jsonl").exists() and
+                                          len((out / "metrics.jsonl").read_text().splitlines()) >= 3):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "--resume" in err
+    logged = rows(out)[0][-1]["step"]
+    assert load_checkpoint(out / "last.pt")["step"] >= logged >= 3  # nothing logged is lost
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_vistas, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    real = T.criterion
+    calls = {"n": 0}
+
+    def flaky(logits, target, ignore_index):
+        calls["n"] += 1
+        loss = real(logits, target, ignore_index)
+        return loss * float("nan") if calls["n"] == 5 else loss
+
+    monkeypatch.setattr(T, "criterion", flaky)
+    args = ["--data", tiny_vistas, "--out", out, "--steps", 8, "--log-every", 1, "--eval-every", 100,
+            "--checkpoint-every", 2, *FAST]
+    assert run_cli(*args) == 1
+    err = capsys.readouterr().err
+    assert "loss is nan at step 5" in err and "Traceback" not in err
+    assert load_checkpoint(out / "last.pt")["step"] == 4
+    calls["n"] = 0
+    assert run_cli(*args, "--nan-policy", "skip") == 0
+    train, _ = rows(out)
+    assert [r["step"] for r in train] == list(range(1, 9)) and train[4].get("skipped") == 1
+
+
+def test_dataset_problem_is_one_line_naming_the_file(tiny_vistas, tmp_path, capsys):
+    (tiny_vistas / "training" / "labels" / "f002.png").unlink()
+    assert run_cli("--data", tiny_vistas, "--out", tmp_path / "run", "--steps", 2, *FAST) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "f002" in err and err.startswith("error:")
+
+
+def test_label_out_of_range_is_reported_by_file(tiny_vistas, tmp_path, capsys):
+    from PIL import Image
+    import numpy as np
+    bad = Image.fromarray(np.full((48, 64), 200, np.uint8), "P")
+    bad.putpalette(list(range(256)) * 3)  # without a full palette PNG saving would renumber the indices
+    bad.save(tiny_vistas / "training" / "labels" / "f001.png")
+    assert run_cli("--data", tiny_vistas, "--out", tmp_path / "run", "--steps", 2, *FAST) == 1
+    err = capsys.readouterr().err
+    assert "f001.png" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("bad", [["--arch", "resnet9000"], ["--size", "0x5"], ["--steps", "0"], ["--amp", "--device", "cpu"]])
+def test_bad_flags_are_rejected_without_traceback(tiny_vistas, tmp_path, bad):
+    args = [sys.executable, "-m", "seg.train", "--data", str(tiny_vistas), "--out", str(tmp_path / "r"), *FAST, *bad]
+    r = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "Traceback" not in r.stderr and r.stderr.strip()
+
+
+def test_resume_refuses_other_architecture(tiny_vistas, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run_cli("--data", tiny_vistas, "--out", out, "--steps", 1, *FAST) == 0
+    other = [a if a != "lraspp_mobilenet_v3_large" else "deeplabv3_mobilenet_v3_large" for a in FAST]
+    assert run_cli("--data", tiny_vistas, "--out", out, "--steps", 2, "--resume", *other) == 1
+    assert "lraspp_mobilenet_v3_large" in capsys.readouterr().err
