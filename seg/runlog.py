@@ -90,6 +90,12 @@ def ema(values: list[float], weight: float) -> list[float]:
     return out
 
 
+def is_live(run_dir: str | Path) -> bool:
+    """True when `run_dir/metrics.jsonl` changed within LIVE_WINDOW_S (from its mtime, without reading it)."""
+    p = Path(run_dir) / METRICS_FILE
+    return p.is_file() and time.time() - p.stat().st_mtime < LIVE_WINDOW_S
+
+
 def list_runs(runs_root: str | Path) -> list[Path]:
     """Folders at or below `runs_root` (up to MAX_DEPTH deep) holding a metrics.jsonl, sorted."""
     root = Path(runs_root)

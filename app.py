@@ -1,0 +1,24 @@
+"""Street-scene segmentation workbench: `streamlit run app.py [-- --data DIR --runs DIR --checkpoint FILE]`.
+
+The router: page config, the shared sidebar (checkpoint, dataset, runs folder), then the chosen page.
+Pages in pages/ hold only view code; the work is done in seg/.
+"""
+import sys
+
+import streamlit as st
+
+import app_ui
+from seg import appconfig
+
+st.set_page_config(page_title="Street-scene segmentation", page_icon=":material/traffic:", layout="wide")
+
+PAGES = [
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/training.py", title="Training", icon=":material/monitoring:"),
+    st.Page("pages/validation.py", title="Validation", icon=":material/fact_check:"),
+    st.Page("pages/inference.py", title="Inference", icon=":material/photo_camera:"),
+]
+
+page = st.navigation(PAGES)
+app_ui.sidebar(appconfig.load_config(sys.argv[1:]))
+page.run()

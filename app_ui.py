@@ -1,0 +1,196 @@
+"""Streamlit pieces shared by app.py and the pages: the sidebar selection, cached loaders, legend chips.
+
+Computation lives in seg/; this file only adds Streamlit caching and small display helpers around it.
+The model is loaded once per process (st.cache_resource) and shared by every session; it is only read.
+"""
+from __future__ import annotations
+
+import html
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import streamlit as st
+
+from seg import appconfig, appdata, runlog
+
+CTX_KEY = "_seg_ctx"
+
+
+@dataclass
+class Context:
+    """What the sidebar resolved for this run of the script; a None path comes with an entry in `errors`."""
+
+    config: appconfig.AppConfig
+    checkpoint: Path | None
+    data: Path | None
+    runs: Path | None
+    errors: dict = field(default_factory=dict)
+
+
+def sidebar(config: appconfig.AppConfig) -> Context:
+    """Draw the shared sidebar inputs and resolve them under the allowed roots."""
+    sb = st.sidebar
+    sb.markdown("### Sources")
+    values = {}
+    errors = {}
+    fields = [
+        ("checkpoint", "Checkpoint", config.checkpoint, "A seg checkpoint (.pt): model.pt of a run."),
+        ("data", "Dataset folder", config.data, "Vistas layout: config.json, validation/images, validation/labels."),
+        ("runs", "Runs folder", config.runs, "Every folder below it holding a metrics.jsonl is a run."),
+    ]
+    for key, label, default, help_text in fields:
+        typed = sb.text_input(label, value=appconfig.display_path(default), key=f"src_{key}", help=help_text)
+        try:
+            path = appconfig.confine(typed, config.roots)
+            exists = path.is_file() if key == "checkpoint" else path.is_dir()
+            if not exists:
+                raise ValueError(f"'{typed}': no such {'file' if key == 'checkpoint' else 'folder'}")
+            values[key] = path
+        except ValueError as e:
+            values[key] = None
+            errors[key] = str(e)
+            sb.error(str(e), icon=":material/block:")
+    sb.caption("Relative paths start at the repository. Other folders: `streamlit run app.py -- --data DIR --runs DIR`.")
+    ctx = Context(config, errors=errors, **values)
+    st.session_state[CTX_KEY] = ctx
+    return ctx
+
+
+def context() -> Context:
+    """The Context app.py resolved in this script run (pages are only run through app.py)."""
+    ctx = st.session_state.get(CTX_KEY)
+    if ctx is None:  # a page file run on its own: resolve defaults without a sidebar
+        ctx = sidebar(appconfig.load_config(sys.argv[1:]))
+    return ctx
+
+
+def header(title: str, caption: str) -> None:
+    st.title(title)
+    st.caption(caption)
+
+
+def stop_unless(ctx: Context, *keys: str) -> None:
+    """Stop the page with a clear message when a source it needs is not usable."""
+    names = {"checkpoint": "checkpoint", "data": "dataset folder", "runs": "runs folder"}
+    for key in keys:
+        if getattr(ctx, key) is None:
+            st.warning(f"Set a valid {names[key]} in the sidebar: {ctx.errors.get(key, 'not set')}", icon=":material/warning:")
+            st.stop()
+
+
+# ---- cached loaders ----------------------------------------------------------------------------------
+
+
+def _stamp(path: Path) -> tuple[str, float, int]:
+    """Cache key part that changes when the file changes."""
+    s = Path(path).stat()
+    return str(path), s.st_mtime, s.st_size
+
+
+@st.cache_resource(show_spinner="Loading model…", max_entries=2)
+def _load_predictor(path: str, mtime: float, size: int):
+    from seg.predict import Predictor  # torch import cost only once a page needs the model
+
+    return Predictor(checkpoint=path)
+
+
+def predictor(ctx: Context):
+    """The shared Predictor for the selected checkpoint, or stops the page with the load error."""
+    stop_unless(ctx, "checkpoint")
+    try:
+        return _load_predictor(*_stamp(ctx.checkpoint))
+    except ValueError as e:  # CheckpointError: one line naming the file
+        st.error(str(e), icon=":material/error:")
+        st.stop()
+
+
+def model_key(pred) -> str:
+    """Stable text identifying the loaded weights, for cache keys of functions given the model as `_pred`."""
+    return f"{pred.meta.get('arch')}:{pred.meta.get('steps')}:{id(pred)}"
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _run(run_dir: str, name: str, mtime: float, size: int) -> runlog.RunData:
+    return runlog.load_run(run_dir, name)
+
+
+def load_run(run_dir: Path, name: str) -> runlog.RunData:
+    """A run's parsed log, re-read only when metrics.jsonl changes."""
+    _, mtime, size = _stamp(Path(run_dir) / runlog.METRICS_FILE)
+    return _run(str(run_dir), name, mtime, size)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def infer(_pred, key: str, name: str, data: bytes):
+    """appdata.run_inference cached on the file bytes, so moving a slider does not re-run the model."""
+    return appdata.run_inference(_pred, name, data)
+
+
+# ---- display helpers ---------------------------------------------------------------------------------
+
+
+def legend_chips(rows: list[dict], show_share: bool = True) -> None:
+    """Inline color swatches with class names (and pixel shares): the colors are the palette's hex values."""
+    chips = []
+    for r in rows:
+        share = f" <span style='opacity:.65'>{r['share']:.1%}</span>" if show_share and "share" in r else ""
+        chips.append(
+            "<span style='display:inline-flex;align-items:center;margin:0 14px 6px 0;white-space:nowrap;font-size:0.9rem'>"
+            f"<span style='width:14px;height:14px;border-radius:3px;background:{html.escape(r['color'])};"
+            "border:1px solid rgba(128,128,128,.6);display:inline-block;margin-right:6px'></span>"
+            f"{html.escape(r['name'])}{share}</span>"
+        )
+    st.markdown("<div style='line-height:1.4'>" + "".join(chips) + "</div>", unsafe_allow_html=True)
+
+
+# ---- validation --------------------------------------------------------------------------------------
+
+PROGRESS_STEPS = 50  # progress updates are replayed from the cache on every rerun: keep them few
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _evaluation(_pred, key: str, root: str, split: str, limit: int | None) -> dict:
+    from seg.evaluate import evaluate
+
+    bar = st.progress(0.0, text="Evaluating the split (first time only)…")
+    shown = [-1]
+
+    def progress(done: int, total: int) -> None:
+        step = int(PROGRESS_STEPS * done / max(total, 1))
+        if step != shown[0]:
+            shown[0] = step
+            bar.progress(min(done / max(total, 1), 1.0), text=f"Evaluating frame {done:,} of {total:,}…")
+
+    return evaluate(_pred, root, split=split, limit=limit, progress=progress)
+
+
+def evaluation(pred, root: Path, split: str, limit: int | None) -> dict:
+    """seg.evaluate result for (model, dataset, split, limit), computed once with a progress bar."""
+    slot = st.empty()
+    with slot.container():  # the bar (and its replay on cache hits) lives here and is cleared after
+        result = _evaluation(pred, model_key(pred), str(root), split, limit)
+    slot.empty()
+    return result
+
+
+@st.cache_resource(max_entries=4)
+def dataset(root: str, split: str, stamp: float):
+    """The split's VistasDataset (file pairs, class table); rebuilt when the split folder changes."""
+    from seg.data import VistasDataset
+
+    return VistasDataset(root, split)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def frame(root: str, split: str, stamp: float, index: int):
+    """(image (H, W, 3) uint8, ground truth (H, W) uint8) of frame `index`."""
+    image, target = dataset(root, split, stamp)[index]
+    return image.permute(1, 2, 0).numpy().copy(), target.numpy().astype("uint8")
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def predict_frame(_pred, key: str, root: str, split: str, stamp: float, index: int):
+    """(H, W) uint8 predicted labels of frame `index`."""
+    image, _ = frame(root, split, stamp, index)
+    return _pred.predict(image)

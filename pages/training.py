@@ -1,0 +1,93 @@
+"""Training: loss curves of one or more runs, validation metrics and learning rate, a summary per run."""
+import streamlit as st
+
+import app_ui
+from seg import figures, runlog
+
+REFRESH_S = 5.0
+
+ctx = app_ui.context()
+app_ui.header("Training progress", "Curves read from each run's metrics.jsonl; a run still writing its log refreshes by itself.")
+
+# The bundled run first, then every run below the runs folder (the bundled one only once).
+candidates = {}
+if (ctx.config.bundled_run / runlog.METRICS_FILE).is_file():
+    candidates[ctx.config.bundled_run.resolve()] = f"{ctx.config.bundled_run.name} (bundled)"
+if ctx.runs is not None:
+    for d in runlog.list_runs(ctx.runs):
+        candidates.setdefault(d.resolve(), runlog.run_name(d, ctx.runs))
+elif ctx.errors.get("runs"):
+    st.warning(f"Runs folder not used: {ctx.errors['runs']}", icon=":material/warning:")
+if not candidates:
+    st.info("No runs found: point the sidebar's runs folder at a folder holding `metrics.jsonl` files "
+            "(written by `python -m seg.train --out RUNDIR`).", icon=":material/info:")
+    st.stop()
+
+by_name = {name: path for path, name in candidates.items()}
+chosen = st.multiselect("Runs", list(by_name), default=list(by_name)[:6], key="train_runs")
+c1, c2, c3, c4 = st.columns([3, 1.2, 1.6, 1.4])
+smoothing = c1.slider("Smoothing (EMA weight)", 0.0, 0.99, 0.6, 0.01, key="train_smoothing",
+                      help="TensorBoard-style exponential moving average, debiased so the first steps are not "
+                           "pulled toward zero. The raw curve is drawn faint behind.")
+log_y = c2.toggle("Log scale", value=False, key="train_log")
+x_axis = c3.radio("x axis", ["step", "time"], horizontal=True, key="train_x",
+                  format_func={"step": "Step", "time": "Wall time"}.get)
+auto = c4.toggle("Auto-refresh", value=True, key="train_auto", help=f"Re-read live runs every {REFRESH_S:.0f} s.")
+
+
+def fmt_duration(s):
+    if s is None:
+        return None
+    s = int(s)
+    return f"{s // 3600}h {s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m {s % 60:02d}s"
+
+
+def charts():
+    runs, problems = [], []
+    for name in chosen:
+        try:
+            runs.append(app_ui.load_run(by_name[name], name))
+        except (OSError, runlog.RunLogError) as e:
+            problems.append(str(e))
+    for p in problems:
+        st.error(p, icon=":material/error:")
+    if not runs:
+        st.info("Choose at least one run.", icon=":material/info:")
+        return
+    live = [r.name for r in runs if r.live]
+    if live:
+        st.caption(f":green[●] live: {', '.join(live)}" + (f" — refreshing every {REFRESH_S:.0f} s" if auto else ""))
+    st.plotly_chart(figures.loss_figure(runs, smoothing, log_y, x_axis), key="chart_loss", width="stretch")
+    p1, p2, p3 = st.columns(3)
+    p1.plotly_chart(figures.series_figure(runs, "val_miou", "Validation mIoU", x_axis, percent=True),
+                    key="chart_miou", width="stretch")
+    p2.plotly_chart(figures.series_figure(runs, "val_pixel_acc", "Validation pixel accuracy", x_axis, percent=True),
+                    key="chart_acc", width="stretch")
+    p3.plotly_chart(figures.series_figure(runs, "lr", "Learning rate", x_axis), key="chart_lr", width="stretch")
+
+    st.subheader("Summary")
+    rows = []
+    for r in runs:
+        s = runlog.summarize(r)
+        s["duration"] = fmt_duration(s.pop("duration_s"))
+        s["status"] = "live" if s.pop("live") else "finished"
+        rows.append(s)
+    st.dataframe(
+        rows, hide_index=True, width="stretch", key="train_summary",
+        column_config={
+            "run": st.column_config.TextColumn("Run"),
+            "steps": st.column_config.NumberColumn("Steps", format="%d"),
+            "last_loss": st.column_config.NumberColumn("Last loss", format="%.4f"),
+            "best_loss": st.column_config.NumberColumn("Best loss", format="%.4f"),
+            "best_miou": st.column_config.NumberColumn("Best mIoU", format="percent"),
+            "best_pixel_acc": st.column_config.NumberColumn("Best pixel acc", format="percent"),
+            "img_per_s": st.column_config.NumberColumn("img/s", format="%.1f"),
+            "duration": st.column_config.TextColumn("Duration"),
+            "status": st.column_config.TextColumn("Status"),
+        },
+    )
+
+
+# Only a live run needs polling; a finished run's page stays still.
+any_live = auto and any(runlog.is_live(by_name[n]) for n in chosen)
+st.fragment(charts, run_every=REFRESH_S if any_live else None)()

@@ -1,0 +1,201 @@
+"""Computations behind the app's pages, kept free of Streamlit so they can be tested and reused.
+
+Inference on uploaded bytes (errors become values, never tracebacks), the views of a prediction
+(mask, overlay, confidence, class filter), and the sorting / filtering / paging of validation frames.
+Images are numpy uint8 (H, W, 3) RGB; label maps uint8 or int (H, W) class ids.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from . import viz
+from .classes import ClassTable
+from .imageio import DEFAULT_MAX_PIXELS, ImageError, load_image
+
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]  # Streamlit compares extensions case-insensitively
+MAX_UPLOAD_PIXELS = 25_000_000  # refused from the header, before decoding
+DIMMED_RGB = (40, 40, 40)  # mask view: pixels of classes the user hid
+
+
+@dataclass
+class InferenceResult:
+    """One frame's prediction. image (H, W, 3) uint8, labels (H, W) uint8, confidence (H, W) float32."""
+
+    name: str
+    image: np.ndarray
+    labels: np.ndarray
+    confidence: np.ndarray
+    ms: float
+    legend: list[dict]  # viz.legend: [{id, name, color "#rrggbb", share}], largest first
+
+
+@dataclass
+class InferenceFailure:
+    """A file that could not be used; `message` is one line naming it."""
+
+    name: str
+    message: str
+
+
+def run_inference(predictor, name: str, data: bytes, max_pixels: int = MAX_UPLOAD_PIXELS):
+    """Decode `data` safely and predict it. Returns InferenceResult, or InferenceFailure for a bad file.
+
+    `predictor` is a seg.predict.Predictor (shared between sessions; only read here).
+    """
+    try:
+        image = load_image(data, name=name, max_pixels=min(max_pixels, DEFAULT_MAX_PIXELS))
+    except ImageError as e:
+        return InferenceFailure(name, str(e))
+    pred = predictor.predict_full(image)
+    labels = np.asarray(pred.labels, dtype=np.uint8)
+    legend = viz.legend(labels, predictor.classes)
+    return InferenceResult(name, np.asarray(image), labels, np.asarray(pred.confidence, np.float32), pred.ms, legend)
+
+
+def class_mask(labels: np.ndarray, only: list[int] | None) -> np.ndarray | None:
+    """(H, W) bool of pixels whose class is in `only`; None when every class is shown."""
+    if only is None:
+        return None
+    return np.isin(labels, np.asarray(list(only), dtype=np.int64))
+
+
+def mask_view(labels: np.ndarray, classes: ClassTable, only: list[int] | None = None) -> np.ndarray:
+    """Colored label map; classes outside `only` are drawn dark grey."""
+    rgb = viz.colorize(labels, classes)
+    keep = class_mask(labels, only)
+    if keep is not None:
+        rgb = rgb.copy()
+        rgb[~keep] = DIMMED_RGB
+    return rgb
+
+
+def overlay_view(
+    image: np.ndarray, labels: np.ndarray, classes: ClassTable, alpha: float, only: list[int] | None = None
+) -> np.ndarray:
+    """Photo with class colors blended in at opacity `alpha`; classes outside `only` stay plain photo."""
+    return viz.overlay(image, labels, classes, alpha, only=only)
+
+
+def confidence_view(confidence: np.ndarray, threshold: float) -> tuple[np.ndarray, float]:
+    """Gray confidence map (white = sure) with pixels below `threshold` marked; returns (rgb, unsure share)."""
+    return viz.confidence_view(confidence, threshold), float((np.asarray(confidence) < threshold).mean())
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    """Encode an (H, W, 3) uint8 image as PNG bytes (for download buttons)."""
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def label_png_bytes(labels: np.ndarray, classes: ClassTable) -> bytes:
+    """The label map as a paletted PNG whose pixel values are the class ids (Vistas layout)."""
+    buf = io.BytesIO()
+    viz.to_label_png(labels, classes).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def stem_of(name: str) -> str:
+    return Path(name).stem or "frame"
+
+
+# ---- validation frames -------------------------------------------------------------------------------
+
+SORT_ORDERS = ("worst mIoU first", "best mIoU first", "worst pixel acc first", "file name")
+
+
+def select_frames(
+    frames: list[dict], order: str, class_id: int | None = None, classes: ClassTable | None = None
+) -> list[dict]:
+    """Filter evaluated frames to those listing `class_id` (needs `classes`), then sort by `order`.
+
+    `frames` are seg.evaluate rows: {stem, pixel_acc, miou, classes (ids or names present)}.
+    """
+    if class_id is None:
+        rows = frames
+    else:
+        rows = [f for f in frames if class_id in frame_class_ids(f, classes)]
+
+    def num(v):
+        return -1.0 if v is None else v
+
+    if order == "worst mIoU first":
+        return sorted(rows, key=lambda f: (num(f["miou"]), f["stem"]))
+    if order == "best mIoU first":
+        return sorted(rows, key=lambda f: (-num(f["miou"]), f["stem"]))
+    if order == "worst pixel acc first":
+        return sorted(rows, key=lambda f: (num(f["pixel_acc"]), f["stem"]))
+    if order == "file name":
+        return sorted(rows, key=lambda f: f["stem"])
+    raise ValueError(f"unknown order {order!r}; valid: {', '.join(SORT_ORDERS)}")
+
+
+def page_of(rows: list, page: int, per_page: int) -> list:
+    """Rows of 1-based `page`; pages past the end are clamped to the last one."""
+    pages = max(1, -(-len(rows) // per_page))
+    page = min(max(page, 1), pages)
+    return rows[(page - 1) * per_page : page * per_page]
+
+
+def n_pages(n_rows: int, per_page: int) -> int:
+    return max(1, -(-n_rows // per_page))
+
+
+def present_classes(*label_maps: np.ndarray) -> list[int]:
+    """Sorted class ids present in any of the label maps."""
+    ids = set()
+    for m in label_maps:
+        ids.update(int(i) for i in np.unique(m))
+    return sorted(ids)
+
+
+def confusion_view(confusion, classes: ClassTable) -> tuple[list[str], np.ndarray]:
+    """Row-normalised confusion matrix (rows = truth) restricted to classes present in truth or prediction.
+
+    Returns (readable names, (K, K) float matrix of row shares, 0 for empty rows). The ignore class is left out.
+    """
+    mat = np.asarray(confusion, dtype=np.float64)
+    ids = [i for i in range(mat.shape[0]) if (mat[i].sum() > 0 or mat[:, i].sum() > 0) and i != classes.ignore_index]
+    sub = mat[np.ix_(ids, ids)]
+    rows = sub.sum(axis=1, keepdims=True)
+    shares = np.divide(sub, rows, out=np.zeros_like(sub), where=rows > 0)
+    return [classes.readable[i] for i in ids], shares
+
+
+def per_class_rows(per_class_iou: dict, classes: ClassTable) -> list[dict]:
+    """[{name, iou, color}] for classes with an IoU, lowest first (the ones to look at)."""
+    colors = {classes.names[i]: viz.hex_color(classes.colors[i]) for i in range(len(classes))}
+    colors.update({classes.readable[i]: viz.hex_color(classes.colors[i]) for i in range(len(classes))})
+    readable = dict(zip(classes.names, classes.readable))
+    rows = [
+        {"name": readable.get(k, k), "iou": float(v), "color": colors.get(k, "#808080")}
+        for k, v in per_class_iou.items()
+        if v is not None
+    ]
+    return sorted(rows, key=lambda r: r["iou"])
+
+
+def list_splits(root: str | Path) -> list[str]:
+    """Sub-folders of a Vistas-layout root that hold images/ and labels/ (e.g. validation, training)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "images").is_dir() and (p / "labels").is_dir())
+
+
+def frame_class_ids(row: dict, classes: ClassTable) -> list[int]:
+    """Class ids listed in an evaluate() frame row (given as ids or as names)."""
+    out = []
+    for c in row.get("classes", ()):
+        out.append(int(c) if isinstance(c, (int, np.integer)) else classes.index(c))
+    return out
+
+
+def class_hex(classes: ClassTable, class_id: int) -> str:
+    """'#rrggbb' of a class, from the same palette the images are drawn with."""
+    return viz.hex_color(classes.palette()[class_id])

@@ -1,0 +1,66 @@
+"""Stand-in checkpoint, runs, dataset and sample frames for the app tests, written into a tmp folder.
+
+The app is pointed at them through SEG_CHECKPOINT / SEG_DATA / SEG_RUNS / SEG_SAMPLES, so the tests do not
+depend on the bundled artifacts and exercise the same code paths a user's own folders take.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from conftest import write_vistas
+from seg.checkpoint import make_checkpoint, save_checkpoint
+from seg.classes import VISTAS
+from seg.model import create_model
+
+ARCH = "lraspp_mobilenet_v3_large"  # the fastest registered model on CPU
+KITTI_SIZE = (1242, 375)  # (W, H)
+
+
+def write_run(run_dir: Path, steps: int = 200, every: int = 20, eval_every: int = 100, t0: float = 1.7e9) -> Path:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for s in range(every, steps + 1, every):
+        lines.append({"step": s, "loss": 3.0 / (1 + s / 50) + 0.1 * np.sin(s), "lr": 1e-3 * (1 - s / (steps + 1)),
+                      "img_per_s": 14.0, "time": t0 + s * 0.5})
+        if s % eval_every == 0:
+            lines.append({"step": s, "val_miou": 0.1 + s / (steps * 4), "val_pixel_acc": 0.6 + s / (steps * 10)})
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    return run_dir
+
+
+def kitti_frame(path: Path, seed: int = 0) -> Path:
+    """A KITTI-shaped (1242x375) street-ish PNG: sky, buildings, road, with noise."""
+    w, h = KITTI_SIZE
+    rng = np.random.default_rng(seed)
+    img = np.zeros((h, w, 3), np.uint8)
+    img[: h // 3] = (110, 150, 200)
+    img[h // 3 : h // 2] = (90, 90, 90)
+    img[h // 2 :] = (120, 100, 120)
+    img = np.clip(img.astype(int) + rng.integers(-20, 20, img.shape), 0, 255).astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(img).save(path)
+    return path
+
+
+def make_standins(root: Path) -> dict[str, str]:
+    """Write everything under `root`; returns the environment that points the app at it."""
+    torch.manual_seed(0)
+    model = create_model(ARCH, VISTAS.num_classes)
+    ckpt = make_checkpoint(model.eval(), ARCH, VISTAS, (96, 128), step=200, best_miou=0.25)
+    save_checkpoint(root / "runs" / "demo" / "model.pt", ckpt)
+    write_run(root / "runs" / "demo")
+    write_run(root / "runs" / "sweep" / "lr-high", steps=120)
+    write_vistas(root / "vistas", n_train=1, n_val=6, size=(128, 96))
+    for i in range(2):
+        kitti_frame(root / "samples" / f"kitti_{i:06d}.png", seed=i)
+    return {
+        "SEG_CHECKPOINT": str(root / "runs" / "demo" / "model.pt"),
+        "SEG_RUNS": str(root / "runs"),
+        "SEG_DATA": str(root / "vistas"),
+        "SEG_SAMPLES": str(root / "samples"),
+    }
