@@ -87,7 +87,7 @@ def test_predict_matches_manual_pipeline_and_full(predictor, ckpt_path):
 
     img = _img(64, 48, seed=1)
     ref = model_from_checkpoint(load_checkpoint(ckpt_path))
-    x = torch.from_numpy(np.asarray(img)).permute(2, 0, 1)[None].float() / 255
+    x = torch.from_numpy(np.array(img)).permute(2, 0, 1)[None].float() / 255
     mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
     with torch.no_grad():
         logits = ref((x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1))

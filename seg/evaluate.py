@@ -1,0 +1,133 @@
+"""Dataset evaluation: a Predictor over a Vistas-layout split -> mIoU, pixel accuracy, per-class IoU, per-frame rows.
+
+Predictions are made at each frame's own size (exactly what the CLI and the app show), and scored with the
+one ConfusionMatrix that training uses; the ignore index (Unlabeled) is excluded from every figure.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from .checkpoint import CheckpointError
+from .data import DataError, VistasDataset
+from .metrics import ConfusionMatrix
+from .paths import DEFAULT_CHECKPOINT, DEFAULT_DATA
+
+
+def _num(x: float) -> float | None:
+    return None if x is None or math.isnan(x) else float(x)
+
+
+def evaluate(
+    predictor,
+    root: str | Path = DEFAULT_DATA,
+    split: str = "validation",
+    limit: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Score `predictor` (anything with `.predict(image (H, W, 3) uint8) -> (H, W) ids` and `.classes`).
+
+    Args:
+        root: Vistas-layout folder; split: its subfolder; limit: first N frames only.
+        progress: called as progress(done, total) after each frame.
+    Returns: dict(miou, pixel_acc, per_class_iou {readable name: IoU or None when the class is absent from
+    both truth and prediction; the ignore class left out}, confusion (C, C) nested list (rows = truth),
+    frames [dict(stem, pixel_acc, miou, classes: readable names present in the truth)], num_frames,
+    root, split). Raises DataError for a broken split, ValueError when the class tables disagree.
+    """
+    ds = VistasDataset(root, split)
+    classes = predictor.classes
+    if len(ds.classes) != len(classes):
+        raise ValueError(
+            f"{root}: dataset has {len(ds.classes)} classes but the checkpoint predicts {len(classes)}"
+        )
+    n = len(ds) if limit is None else min(limit, len(ds))
+    ignore = ds.classes.ignore_index
+    total = ConfusionMatrix(len(classes), ignore)
+    frames = []
+    for i in range(n):
+        image, target = ds[i]  # (3, H, W) uint8, (H, W) int64
+        pred = predictor.predict(np.ascontiguousarray(image.permute(1, 2, 0).numpy()))
+        target = target.numpy()
+        cm = ConfusionMatrix(len(classes), ignore)
+        cm.update(target, pred)
+        total.mat += cm.mat
+        r = cm.compute()
+        present = [int(c) for c in np.unique(target) if c != ignore and c < len(classes)]
+        frames.append({
+            "stem": ds.pairs[i][0].stem,
+            "pixel_acc": _num(r["pixel_acc"]),
+            "miou": _num(r["miou"]),
+            "classes": [classes.readable[c] for c in present],
+        })
+        if progress is not None:
+            progress(i + 1, n)
+    r = total.compute()
+    per_class = {
+        classes.readable[c]: _num(r["iou"][c]) for c in range(len(classes)) if c != ignore
+    }
+    return {
+        "miou": _num(r["miou"]),
+        "pixel_acc": _num(r["pixel_acc"]),
+        "per_class_iou": per_class,
+        "confusion": total.mat.tolist(),
+        "frames": frames,
+        "num_frames": n,
+        "root": str(root),
+        "split": split,
+    }
+
+
+def format_table(result: dict) -> str:
+    """Readable summary: overall figures, then classes with an IoU, best first."""
+    f = lambda v: "   -  " if v is None else f"{100 * v:5.1f}%"  # noqa: E731
+    lines = [
+        f"{result['num_frames']} frames of {result['root']} / {result['split']}",
+        f"mIoU {f(result['miou'])}   pixel accuracy {f(result['pixel_acc'])}",
+        "",
+        f"{'class':<28} {'IoU':>6}",
+    ]
+    rows = sorted(((v, k) for k, v in result["per_class_iou"].items() if v is not None), reverse=True)
+    lines += [f"{name:<28} {f(v)}" for v, name in rows]
+    absent = sum(v is None for v in result["per_class_iou"].values())
+    lines.append(f"({absent} classes absent from truth and prediction)")
+    return "\n".join(lines)
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Evaluate a checkpoint on a Vistas-layout split.")
+    p.add_argument("--data", default=str(DEFAULT_DATA), help="dataset folder (default: the bundled set)")
+    p.add_argument("--split", default="validation", help="split subfolder")
+    p.add_argument("--checkpoint", default=None, help=f"checkpoint (default {DEFAULT_CHECKPOINT})")
+    p.add_argument("--limit", type=int, default=None, help="first N frames only")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto", help="model precision")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .predict import Predictor  # keeps `evaluate` importable with a stub predictor alone
+
+    args = get_args_parser().parse_args(argv)
+    try:
+        predictor = Predictor(args.checkpoint, precision=args.precision)
+        result = evaluate(predictor, args.data, args.split, args.limit)
+    except (CheckpointError, DataError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    result["checkpoint"] = predictor.meta["path"]
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(format_table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
