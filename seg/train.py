@@ -37,7 +37,7 @@ PRESETS = {
     "demo": {
         "data": "synth", "arch": DEFAULT_ARCH, "steps": 1500, "batch_size": 8, "size": "512x384",
         "crop": "256x256", "lr": 2e-3, "log_every": 10, "eval_every": 250, "checkpoint_every": 100,
-        "workers": 1, "eval_limit": 32,
+        "workers": 1, "eval_limit": 32, "scale_range": "0.75,1.5",
     },
 }
 
@@ -49,7 +49,8 @@ class NonFiniteLoss(RuntimeError):
 def get_dataset(args, train: bool, crop_hw: tuple[int, int], size_hw: tuple[int, int]):
     """Training set (a VistasDataset or the endless SynthStream) or the validation set."""
     if train:
-        tf = get_transform(False, crop_hw) if args.no_augment else get_transform(True, crop_hw, base_size=size_hw[0])
+        tf = (get_transform(False, crop_hw) if args.no_augment
+              else get_transform(True, crop_hw, base_size=min(size_hw), scale_range=args.scale_range))
         if args.data == "synth":
             return SynthStream(size=(size_hw[1], size_hw[0]), seed=args.seed + args._resume_step, transforms=tf)
         return VistasDataset(args.data, "training", transforms=tf)
@@ -333,6 +334,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None, help="images per step per process")
     p.add_argument("--size", default=None, help="model input size WxH (default 512x384)")
     p.add_argument("--crop", default=None, help="training crop WxH (default: --size)")
+    p.add_argument("--scale-range", default=None, help="random rescale range LO,HI of the frame's short side (default 0.5,2.0)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (poly decay)")
     p.add_argument("--scale-lr", action="store_true", help="multiply --lr by the world size (linear scaling rule)")
     p.add_argument("--opt", choices=("adamw", "sgd"), default="adamw", help="optimizer")
@@ -359,7 +361,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 
 
 DEFAULTS = {"data": None, "arch": DEFAULT_ARCH, "steps": 20000, "batch_size": 8, "size": "512x384", "crop": None,
-            "lr": 1e-3, "log_every": 20, "eval_every": 1000, "checkpoint_every": 500, "workers": 4, "eval_limit": None}
+            "lr": 1e-3, "log_every": 20, "eval_every": 1000, "checkpoint_every": 500, "workers": 4, "eval_limit": None,
+            "scale_range": "0.5,2.0"}
 
 
 def resolve_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> argparse.Namespace:
@@ -387,6 +390,13 @@ def resolve_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> a
                 parse_size(getattr(args, k))
             except ValueError as e:
                 parser.error(f"--{k}: {e}")
+    try:
+        lo, hi = (float(v) for v in str(args.scale_range).split(","))
+        if not 0 < lo <= hi:
+            raise ValueError
+        args.scale_range = (lo, hi)
+    except ValueError:
+        parser.error(f"--scale-range must be LO,HI with 0 < LO <= HI, got {args.scale_range!r}")
     if args.scale_lr:
         args.lr *= int(os.environ.get("WORLD_SIZE", 1))
     return args
