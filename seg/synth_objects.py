@@ -1,0 +1,397 @@
+"""Scene sampling and object drawing for the procedural street world (`seg.synth`).
+
+World coordinates: u metres across the road (0 = road centre line, + = right), y metres up, z metres
+ahead along the road. The road centre line bends as x = yaw*z + curv*z^2, so every object placed at (u, z)
+follows the curve. `sample_scene` returns a Scene whose `items` are (depth key, draw(canvas)) pairs drawn
+far-to-near; every polygon goes to image, label and material maps at once.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+import numpy as np
+from PIL import ImageDraw
+
+from seg.classes import VISTAS
+
+C = {k: VISTAS.index(n) for k, n in {
+    "sky": "nature--sky", "road": "construction--flat--road", "sidewalk": "construction--flat--sidewalk",
+    "curb": "construction--barrier--curb", "terrain": "nature--terrain", "veg": "nature--vegetation",
+    "building": "construction--structure--building", "marking": "marking--general",
+    "zebra": "marking--crosswalk-zebra", "pole": "object--support--pole", "lamp": "object--street-light",
+    "sign": "object--traffic-sign--front", "tlight": "object--traffic-light",
+    "fence": "construction--barrier--fence", "car": "object--vehicle--car", "truck": "object--vehicle--truck",
+    "bus": "object--vehicle--bus", "person": "human--person",
+}.items()}
+M = {k: i for i, k in enumerate(("flat", "brick", "plaster", "foliage", "fine", "planks", "bars", "bark"))}
+NEAR = 1.0  # near clipping plane, metres
+
+CAR_COLORS = [(235, 235, 232), (30, 30, 32), (165, 168, 172), (105, 108, 112), (25, 35, 75), (140, 20, 20),
+              (40, 70, 140), (200, 190, 170), (30, 60, 45), (80, 60, 50), (220, 220, 225), (60, 62, 66)]
+FACADES = [(200, 190, 170), (225, 220, 205), (170, 100, 80), (150, 85, 70), (190, 170, 140), (140, 140, 140),
+           (210, 200, 185), (120, 110, 100), (230, 215, 180), (175, 180, 185), (160, 120, 90), (95, 95, 100)]
+CLOTHES = [(30, 30, 35), (40, 50, 90), (200, 200, 200), (140, 30, 30), (60, 70, 60), (170, 150, 120),
+           (90, 90, 95), (230, 230, 225), (40, 80, 130), (120, 60, 100)]
+SKIN = [(230, 190, 160), (200, 150, 115), (150, 100, 70), (95, 65, 45), (240, 205, 180)]
+
+
+@dataclass(frozen=True)
+class Cam:
+    f: float  # focal length, px
+    cx: float
+    yh: float  # horizon row, px
+    h: float  # camera height, m
+    x0: float  # camera lateral position, m
+    yaw: float
+    curv: float
+
+
+@dataclass
+class Side:
+    curb: float  # widths in metres; 0 = absent
+    verge: float
+    walk: float
+    beyond: int  # ground class past the sidewalk
+    edge: float = 0.0  # |u| of the outer edge of the sidewalk
+
+
+@dataclass
+class Line:
+    u: float
+    hw: float
+    dash: float  # 0 = solid
+    period: float
+    phase: float
+    yellow: bool
+
+
+@dataclass
+class Scene:
+    cam: Cam
+    H: int
+    min_px: float
+    wr: float
+    sides: list
+    lines: list
+    cross: tuple | None
+    items: list = field(default_factory=list)
+    # appearance, filled by _appearance
+    ground_lut: tuple = ()
+    grain_amp: float = 0.2
+    tile: float = 0.5
+    yellow_rgb: tuple = (210, 170, 50)
+    sun_side: int = 1
+    sun_rgb: np.ndarray = None
+    shade_rgb: np.ndarray = None
+    shadow_z: np.ndarray = None
+    shadow_reach: np.ndarray = None
+    fog_dist: float = 1e4
+    fog_rgb: np.ndarray = None
+    sky_horizon: np.ndarray = None
+    sky_zenith: np.ndarray = None
+    cloud_rgb: np.ndarray = None
+    cloud_thr: float = 0.5
+    cloud_alpha: float = 1.0
+    cloud_off: tuple = (0, 0)
+    noise: float = 3.0
+    vignette: float = 0.2
+    blur: float = 0.0
+    tone_lut: list = ()
+    face_light: dict = field(default_factory=dict)
+    weather: str = "sun"
+
+
+class Canvas:
+    """Draws each polygon into image, label and material maps with the same vertices."""
+
+    def __init__(self, img, lab, mat, sc: Scene):
+        self.img, self.lab, self.mat = ImageDraw.Draw(img), ImageDraw.Draw(lab), ImageDraw.Draw(mat)
+        self.sc = sc
+        c = sc.cam
+        self._c = (c.f, c.cx, c.yh, c.h, c.x0, c.yaw, c.curv)
+
+    def p(self, u: float, y: float, z: float) -> tuple[float, float]:
+        """World point -> pixel (x, y)."""
+        f, cx, yh, h, x0, yaw, curv = self._c
+        z = max(z, NEAR)
+        return cx + f * (u + yaw * z + curv * z * z - x0) / z, yh + f * (h - y) / z
+
+    def poly(self, pts, rgb, cls, mat, z: float, light: float = 1.0) -> None:
+        """Fill polygon `pts` [(x, y)...]; cls None paints the image only (shadows on the ground)."""
+        a = 1.0 - math.exp(-z / self.sc.fog_dist)
+        fr, fg, fb = self.sc.fog_rgb
+        col = (int(min(255, rgb[0] * light) * (1 - a) + fr * a), int(min(255, rgb[1] * light) * (1 - a) + fg * a),
+               int(min(255, rgb[2] * light) * (1 - a) + fb * a))
+        self.img.polygon(pts, fill=col)
+        if cls is not None:
+            self.lab.polygon(pts, fill=cls)
+            self.mat.polygon(pts, fill=mat)
+
+    def zquad(self, u0, u1, y0, y1, z, rgb, cls, mat, light=1.0):
+        """Rectangle facing the camera at depth z."""
+        p = self.p
+        self.poly([p(u0, y0, z), p(u1, y0, z), p(u1, y1, z), p(u0, y1, z)], rgb, cls, mat, z, light)
+
+    def uquad(self, u, y0, y1, z0, z1, rgb, cls, mat, light=1.0, y0b=None, y1b=None):
+        """Quad in the plane of constant u (a facade along the road); y0b/y1b: heights at z1 if different."""
+        p = self.p
+        y0b = y0 if y0b is None else y0b
+        y1b = y1 if y1b is None else y1b
+        self.poly([p(u, y0, z0), p(u, y0b, z1), p(u, y1b, z1), p(u, y1, z0)], rgb, cls, mat, z0, light)
+
+    def blob(self, u, y, z, rx, ry, rgb, cls, mat, rng, n=14, jag=0.0, light=1.0):
+        """Irregular ellipse facing the camera; jag > 0 roughens the outline (foliage)."""
+        cx, cy = self.p(u, y, z)
+        f = self.sc.cam.f / max(z, NEAR)
+        th = np.linspace(0, 2 * np.pi, n, endpoint=False) + rng.uniform(0, 1)
+        r = 1.0 + jag * rng.uniform(-1, 1, n) if jag else np.ones(n)
+        xs = cx + f * rx * r * np.cos(th)
+        ys = cy + f * ry * r * np.sin(th)
+        self.poly(list(zip(xs.tolist(), ys.tolist())), rgb, cls, mat, z, light)
+
+
+def _pick(rng, seq):
+    return seq[int(rng.integers(len(seq)))]
+
+
+def _vary(rng, rgb, amount=18):
+    d = rng.normal(0, amount, 3).tolist()
+    return tuple(int(min(255.0, max(0.0, c + e))) for c, e in zip(rgb, d))
+
+
+# ---------------------------------------------------------------- objects
+def building(cv: Canvas, b: dict, za: float, zb: float) -> None:
+    """One segment [za, zb] of a facade along the road, with its windows; the near end face if za == z0."""
+    s, u, hb, col, rng = b["side"], b["u"], b["h"], b["color"], b["rng"]
+    lit, front_lit = cv.sc.face_light[s], cv.sc.face_light[0]
+    if za <= b["z0"] + 1e-6 and za > NEAR:  # end face toward the camera
+        cv.zquad(u, u + s * b["depth"], 0, hb, za, col, C["building"], b["mat"], front_lit)
+    cv.uquad(u, 0, hb, za, zb, col, C["building"], b["mat"], lit)
+    cv.uquad(u, hb - 0.5, hb, za, zb, col, C["building"], M["plaster"], lit * 0.75)  # cornice
+    fh, bay, ww, wh = b["floor"], b["bay"], b["win_w"], b["win_h"]
+    k0 = math.ceil((za - b["z0"] - bay / 2) / bay)
+    for k in range(max(k0, 0), 1000):
+        zc = b["z0"] + bay / 2 + k * bay
+        if zc + ww / 2 > min(zb, b["z1"] - 0.3):
+            break
+        if zc - ww / 2 < za:
+            continue
+        x0, _ = cv.p(u, 0, zc - ww / 2)
+        x1, _ = cv.p(u, 0, zc + ww / 2)
+        if abs(x1 - x0) < 1.5:
+            continue
+        for j in range(b["shop"], int((hb - 0.8) // fh)):
+            y0 = j * fh + 0.9
+            g = b["glass"][(k * 7 + j * 3) % len(b["glass"])]
+            cv.uquad(u, y0, y0 + wh, zc - ww / 2, zc + ww / 2, g, C["building"], M["fine"], 1.0)
+        if b["shop"]:
+            cv.uquad(u, 0.3, 2.8, zc - bay * 0.42, zc + bay * 0.42, b["glass"][0], C["building"], M["fine"], 0.8)
+
+
+def tree(cv: Canvas, t: dict) -> None:
+    u, z, rng = t["u"], t["z"], t["rng"]
+    hc, r = t["crown_y"], t["r"]
+    cv.zquad(u - t["trunk"] / 2, u + t["trunk"] / 2, 0, hc, z, t["bark"], C["veg"], M["bark"], 0.9)
+    g = t["green"]
+    cv.blob(u, hc + r * 0.6, z, r, r * t["tall"], g, C["veg"], M["foliage"], rng, 22, 0.25, 0.8)
+    for _ in range(t["lobes"]):
+        du, dy = rng.uniform(-0.6, 0.6) * r, rng.uniform(-0.2, 0.9) * r
+        cv.blob(u + du, hc + r * 0.6 + dy, z, r * 0.55, r * 0.5, g, C["veg"], M["foliage"], rng, 14, 0.3,
+                rng.uniform(0.8, 1.25))
+
+
+def hedge(cv: Canvas, hg: dict, za: float, zb: float) -> None:
+    """Vegetation strip along the road (hedge, or a tree line when tall) with a ragged top."""
+    u, hh, rng = hg["u"], hg["h"], hg["rng"]
+    n = int(min(48, max(3, (zb - za) / hg["step"])))
+    zs = np.linspace(za, zb, n)
+    tops = hh * (1.0 + hg["rag"] * rng.uniform(-1, 1, n))
+    pts = [cv.p(u, 0, z) for z in zs[::-1]] + [cv.p(u, t, z) for z, t in zip(zs, tops)]
+    cv.poly(pts, hg["green"], C["veg"], M["foliage"], za, hg["light"])
+
+
+def fence(cv: Canvas, fc: dict, za: float, zb: float) -> None:
+    u, hf = fc["u"], fc["h"]
+    cv.uquad(u, 0, hf, za, zb, fc["color"], C["fence"], fc["mat"], fc["light"])
+    cv.uquad(u, hf * 0.82, hf * 0.9, za, zb, fc["color"], C["fence"], M["fine"], fc["light"] * 0.7)
+
+
+def pole(cv: Canvas, u, z, top, w, rgb, light=1.0):
+    """Pole of at least min_px width: lit half and shaded half."""
+    w = max(w, cv.sc.min_px * z / cv.sc.cam.f)
+    cv.zquad(u - w / 2, u, 0, top, z, rgb, C["pole"], M["fine"], light * 1.1)
+    cv.zquad(u, u + w / 2, 0, top, z, rgb, C["pole"], M["fine"], light * 0.75)
+
+
+def street_light(cv: Canvas, sl: dict) -> None:
+    u, z, s = sl["u"], sl["z"], sl["side"]
+    pole(cv, u, z, sl["h"], sl["w"], sl["color"])
+    if sl["arm"]:
+        tip = u - s * sl["arm"]
+        w = max(0.12, cv.sc.min_px * z / cv.sc.cam.f)
+        p = cv.p
+        cv.poly([p(u, sl["h"] - w, z), p(tip, sl["h"] + 0.2 - w, z), p(tip, sl["h"] + 0.2, z), p(u, sl["h"], z)],
+                sl["color"], C["pole"], M["fine"], z)
+        cv.zquad(tip - 0.5, tip + 0.35, sl["h"] - 0.12, sl["h"] + 0.25, z, sl["head"], C["lamp"], M["fine"])
+        cv.zquad(tip - 0.4, tip + 0.25, sl["h"] - 0.12, sl["h"] - 0.02, z, sl["glow"], C["lamp"], M["flat"])
+    else:  # post-top lantern
+        cv.zquad(u - 0.3, u + 0.3, sl["h"], sl["h"] + 0.75, z, sl["head"], C["lamp"], M["fine"])
+        cv.zquad(u - 0.2, u + 0.2, sl["h"] + 0.12, sl["h"] + 0.6, z, sl["glow"], C["lamp"], M["flat"])
+
+
+def sign(cv: Canvas, sg: dict) -> None:
+    u, z, y, r = sg["u"], sg["z"], sg["y"], sg["r"]
+    pole(cv, u, z, y, 0.08, (150, 150, 150))
+    shape, outer, inner = sg["shape"], sg["outer"], sg["inner"]
+    cx, cy = cv.p(u, y + r, z)
+    k = cv.sc.cam.f * r / z
+    n = {"circle": 16, "tri": 3, "diamond": 4, "oct": 8, "rect": 4}[shape]
+    rot = {"circle": 0, "tri": -math.pi / 2, "diamond": 0, "oct": math.pi / 8, "rect": math.pi / 4}[shape]
+    for scale, col in ((1.0, outer), (0.72, inner)):
+        pts = [(cx + k * scale * math.cos(rot + 2 * math.pi * i / n) * (1.3 if shape == "rect" else 1.0),
+                cy + k * scale * math.sin(rot + 2 * math.pi * i / n)) for i in range(n)]
+        cv.poly(pts, col, C["sign"], M["fine"], z, sg["light"])
+    if sg["glyph"]:
+        cv.poly([(cx - 0.3 * k, cy - 0.1 * k), (cx + 0.3 * k, cy - 0.1 * k), (cx + 0.3 * k, cy + 0.12 * k),
+                 (cx - 0.3 * k, cy + 0.12 * k)], sg["glyph"], C["sign"], M["flat"], z, sg["light"])
+
+
+def traffic_light(cv: Canvas, tl: dict) -> None:
+    u, z, y = tl["u"], tl["z"], tl["y"]
+    if tl["arm"]:
+        pole(cv, tl["pole_u"], z, y + 1.3, 0.22, tl["pole_rgb"])
+        w = max(0.15, cv.sc.min_px * z / cv.sc.cam.f)
+        cv.zquad(min(u, tl["pole_u"]), max(u, tl["pole_u"]), y + 1.1 - w, y + 1.1, z, tl["pole_rgb"], C["pole"],
+                 M["fine"])
+    else:
+        pole(cv, u, z, y, 0.14, tl["pole_rgb"])
+    hw = 0.22
+    if tl["plate"]:
+        cv.zquad(u - hw - 0.12, u + hw + 0.12, y - 0.08, y + 1.08, z, (25, 25, 25), C["tlight"], M["fine"])
+    cv.zquad(u - hw, u + hw, y, y + 1.0, z, tl["housing"], C["tlight"], M["fine"])
+    for i, yy in enumerate((0.83, 0.5, 0.17)):
+        col = tl["lamp"] if i == tl["on"] else (35, 35, 32)
+        cv.blob(u, y + yy, z - 0.05, 0.12, 0.12, col, C["tlight"], M["flat"], tl["rng"], 10)
+
+
+def person(cv: Canvas, pr: dict) -> None:
+    u, z, hgt, rng = pr["u"], pr["z"], pr["h"], pr["rng"]
+    cv.blob(u, 0.0, z, 0.35, 0.12, (20, 20, 22), None, 0, rng, 10)  # contact shadow, image only
+    sw = pr["stride"]
+    hip, sh = 0.48 * hgt, 0.81 * hgt
+    cls, L = C["person"], pr["light"]
+    p = cv.p
+    for side, d in ((-1, sw), (1, -sw)):  # legs
+        cv.poly([p(u + side * 0.02, hip, z), p(u + side * 0.15, hip, z), p(u + side * 0.07 + d + 0.06, 0.02, z),
+                 p(u + side * 0.07 + d - 0.07, 0.02, z)], pr["legs"], cls, M["fine"], z, L * 0.9)
+        cv.zquad(u + side * 0.07 + d - 0.08, u + side * 0.07 + d + 0.08, 0, 0.07, z, (25, 25, 25), cls, M["fine"])
+    coat = pr["coat"]
+    cv.poly([p(u - 0.16, hip - coat, z), p(u + 0.16, hip - coat, z), p(u + 0.21, sh, z), p(u - 0.21, sh, z)],
+            pr["top"], cls, M["fine"], z, L)
+    for side, d in ((-1, -sw * 0.6), (1, sw * 0.6)):  # arms
+        cv.poly([p(u + side * 0.17, sh, z), p(u + side * 0.25, sh - 0.02, z), p(u + side * 0.22 + d, hip - 0.05, z),
+                 p(u + side * 0.15 + d, hip - 0.04, z)], pr["top"], cls, M["fine"], z, L * 0.85)
+    cv.zquad(u - 0.05, u + 0.05, sh - 0.02, sh + 0.06, z, pr["skin"], cls, M["fine"], L)
+    cv.blob(u, sh + 0.13, z, 0.095, 0.12, pr["skin"], cls, M["fine"], rng, 12, 0.0, L)
+    cv.blob(u, sh + 0.17 + pr["hair_dy"], z, 0.1, 0.085, pr["hair"], cls, M["fine"], rng, 12)
+    if pr["bag"]:
+        cv.zquad(u + 0.18, u + 0.34, hip - 0.1, hip + 0.25, z, pr["bag"], cls, M["fine"], L * 0.8)
+
+
+def vehicle(cv: Canvas, v: dict) -> None:
+    """Car, truck or bus as a box: visible side, roof, then the near face (rear or front) with details."""
+    u, z0, L, w, hgt, col, kind = v["u"], v["z"], v["len"], v["w"], v["h"], v["color"], v["kind"]
+    cls, sc, rng, front = C[kind], cv.sc, v["rng"], v["front"]
+    z1 = z0 + L
+    xw = u + sc.cam.yaw * z0 + sc.cam.curv * z0 * z0 - sc.cam.x0
+    us = u - w / 2 if xw > 0 else u + w / 2  # the side facing the camera
+    sl, rl = sc.face_light[int(np.sign(-xw)) or 1] * 0.85, sc.face_light[0]
+    glass = v["glass"]
+    p = cv.p
+    cv.poly([p(u - w / 2 - 0.15, 0, z0 - 0.15), p(u + w / 2 + 0.15, 0, z0 - 0.15), p(u + w / 2 + 0.15, 0, z1),
+             p(u - w / 2 - 0.15, 0, z1)], (18, 18, 20), None, 0, z0)  # contact shadow
+    if kind == "car":
+        belt, cab0, cab1 = 0.55 * hgt, (0.28 if front else 0.2) * L, (0.8 if front else 0.72) * L
+        cv.uquad(us, 0.18, belt + 0.05, z0, z1, col, cls, M["fine"], sl)
+        cv.poly([p(us, belt, z0 + cab0 - 0.6), p(us, belt, z0 + cab1 + 0.3), p(us, hgt, z0 + cab1 - 0.2),
+                 p(us, hgt, z0 + cab0)], col, cls, M["fine"], z0, sl)
+        cv.poly([p(us, belt + 0.06, z0 + cab0 - 0.35), p(us, belt + 0.06, z0 + cab1 + 0.1),
+                 p(us, hgt - 0.07, z0 + cab1 - 0.25), p(us, hgt - 0.07, z0 + cab0 + 0.1)], glass, cls, M["fine"], z0)
+        for zc in (z0 + 0.18 * L, z0 + 0.8 * L):  # wheels
+            pts = [p(us, 0.32 + 0.32 * math.sin(t), zc + 0.32 * math.cos(t)) for t in np.linspace(0, 6.28, 10)]
+            cv.poly(pts, (22, 22, 24), cls, M["fine"], z0)
+        if sc.cam.h > hgt:
+            cv.poly([p(u - w / 2 + 0.15, hgt, z0 + cab0), p(u + w / 2 - 0.15, hgt, z0 + cab0),
+                     p(u + w / 2 - 0.15, hgt, z0 + cab1 - 0.2), p(u - w / 2 + 0.15, hgt, z0 + cab1 - 0.2)],
+                    col, cls, M["fine"], z0, 1.15)
+        for uu in (u - w / 2 + 0.05, u + w / 2 - 0.3):
+            cv.zquad(uu, uu + 0.25, 0, 0.3, z0 + 0.3, (20, 20, 22), cls, M["fine"])
+        cv.zquad(u - w / 2, u + w / 2, 0.2, belt + 0.05, z0, col, cls, M["fine"], rl)
+        cv.zquad(u - w / 2, u + w / 2, 0.2, 0.42, z0, v["bumper"], cls, M["fine"], rl)
+        cv.poly([p(u - w / 2 + 0.05, belt, z0 + 0.3), p(u + w / 2 - 0.05, belt, z0 + 0.3),
+                 p(u + w / 2 - 0.22, hgt, z0 + 0.6), p(u - w / 2 + 0.22, hgt, z0 + 0.6)], col, cls, M["fine"],
+                z0, rl)
+        cv.poly([p(u - w / 2 + 0.14, belt + 0.05, z0 + 0.32), p(u + w / 2 - 0.14, belt + 0.05, z0 + 0.32),
+                 p(u + w / 2 - 0.27, hgt - 0.08, z0 + 0.58), p(u - w / 2 + 0.27, hgt - 0.08, z0 + 0.58)],
+                glass, cls, M["fine"], z0)
+        lamp = (235, 230, 210) if front else (190, 25, 20)
+        for uu in (u - w / 2 + 0.04, u + w / 2 - 0.34):
+            cv.zquad(uu, uu + 0.3, belt - 0.18, belt - 0.02, z0 - 0.01, lamp, cls, M["flat"])
+        cv.zquad(u - 0.26, u + 0.26, 0.3, 0.42, z0 - 0.01, v["plate"], cls, M["flat"])
+        if front:
+            cv.zquad(u - 0.45, u + 0.45, belt - 0.2, belt - 0.05, z0 - 0.01, (30, 30, 32), cls, M["fine"])
+        return
+    # truck and bus: a tall box (a truck has its cab in front)
+    base = 0.35
+    cv.uquad(us, base, hgt, z0, z1, col, cls, M["fine"], sl)
+    if kind == "bus":
+        cv.uquad(us, 1.25, hgt - 0.35, z0 + 0.3, z1 - 0.4, glass, cls, M["fine"])
+        cv.uquad(us, base, 0.7, z0, z1, v["stripe"], cls, M["fine"], sl)
+    else:
+        cv.uquad(us, hgt * 0.3, hgt * 0.34, z0, z1, v["stripe"], cls, M["fine"], sl)
+    for zc in (z0 + 1.4, z1 - 1.8):
+        pts = [p(us, 0.5 + 0.5 * math.sin(t), zc + 0.5 * math.cos(t)) for t in np.linspace(0, 6.28, 10)]
+        cv.poly(pts, (22, 22, 24), cls, M["fine"], z0)
+    cv.zquad(u - w / 2, u + w / 2, base, hgt, z0, col, cls, M["fine"], rl)
+    cv.zquad(u - w / 2, u + w / 2, base - 0.1, base + 0.3, z0, (35, 35, 38), cls, M["fine"], rl)
+    if kind == "bus":
+        top = hgt - 0.25 if front else hgt - 0.5
+        cv.zquad(u - w / 2 + 0.12, u + w / 2 - 0.12, 1.0 if front else 1.6, top, z0 - 0.01, glass, cls, M["fine"])
+        if front:
+            cv.zquad(u - w / 2 + 0.3, u + w / 2 - 0.3, hgt - 0.22, hgt - 0.05, z0 - 0.01, (20, 20, 20), cls,
+                     M["flat"])
+    elif front:
+        cv.zquad(u - w / 2 + 0.15, u + w / 2 - 0.15, 1.5, 2.4, z0 - 0.01, glass, cls, M["fine"])
+    else:
+        cv.zquad(u - 0.02, u + 0.02, base + 0.3, hgt - 0.1, z0 - 0.01, (60, 60, 60), cls, M["flat"])
+    lamp = (235, 230, 210) if front else (190, 25, 20)
+    for uu in (u - w / 2 + 0.08, u + w / 2 - 0.33):
+        cv.zquad(uu, uu + 0.25, base + 0.35, base + 0.55, z0 - 0.01, lamp, cls, M["flat"])
+
+
+def skyline(cv: Canvas, bd: dict) -> None:
+    """Far band of buildings or trees across the whole frame at depth z (screen-space outline)."""
+    z, rng = bd["z"], bd["rng"]
+    W = cv.sc.cam.cx * 2
+    f = cv.sc.cam.f
+    _, yb = cv.p(0, 0, z)
+    pts, x = [(W + 20, yb + 2), (-20, yb + 2)], -20.0
+    while x < W + 20:
+        step = f * rng.uniform(*bd["width"]) / z
+        top = yb - f * rng.uniform(*bd["height"]) / z
+        pts += [(x, top), (x + step, top)] if bd["blocky"] else [(x + step / 2, top)]
+        x += step
+    cv.poly(pts, bd["color"], bd["cls"], bd["mat"], z, bd["light"])
+
+
+def add(sc: Scene, key: float, fn, *args) -> None:
+    sc.items.append((key, lambda cv: fn(cv, *args)))
+
+
+def add_along(sc: Scene, fn, obj: dict, z0: float, z1: float, seg: float) -> None:
+    """Queue a long object in segments so nearer objects interleave correctly (keyed by the far end)."""
+    z0 = max(z0, NEAR)
+    n = max(1, math.ceil((z1 - z0) / seg))
+    edges = np.linspace(z0, z1, n + 1).tolist()
+    for za, zb in zip(edges[:-1], edges[1:]):
+        add(sc, zb, fn, obj, za, zb)
