@@ -134,7 +134,7 @@ def legend_chips(rows: list[dict], show_share: bool = True) -> None:
     """Inline color swatches with class names (and pixel shares): the colors are the palette's hex values."""
     chips = []
     for r in rows:
-        share = f" <span style='opacity:.65'>{r['share']:.1%}</span>" if show_share and "share" in r else ""
+        share = f"<span style='opacity:.65;margin-left:6px'>{r['share']:.1%}</span>" if show_share and "share" in r else ""
         chips.append(
             "<span style='display:inline-flex;align-items:center;margin:0 14px 6px 0;white-space:nowrap;font-size:0.9rem'>"
             f"<span style='width:14px;height:14px;border-radius:3px;background:{html.escape(r['color'])};"

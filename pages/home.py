@@ -19,13 +19,13 @@ else:
     meta = pred.meta
     h, w = meta.get("input_size") or (None, None)
     miou = meta.get("val_miou")
-    cols = st.columns(5)
-    cols[0].metric("Architecture", str(meta.get("arch", "?")).replace("_", " "))
-    cols[1].metric("Classes", len(pred.classes))
-    cols[2].metric("Input size (W×H)", f"{w}×{h}" if w else "?")
-    cols[3].metric("Training steps", f"{meta['steps']:,}" if meta.get("steps") is not None else "?")
-    cols[4].metric("Validation mIoU", f"{miou:.1%}" if miou is not None else "not evaluated")
-    st.caption(f"File: `{appconfig.display_path(ctx.checkpoint)}`")
+    cols = st.columns(4)
+    cols[0].metric("Classes", len(pred.classes))
+    cols[1].metric("Input size (W×H)", f"{w}×{h}" if w else "?")
+    cols[2].metric("Training steps", f"{meta['steps']:,}" if meta.get("steps") is not None else "?")
+    cols[3].metric("Validation mIoU", f"{miou:.1%}" if miou is not None else "not evaluated")
+    st.markdown(f"**Architecture** `{meta.get('arch', '?')}` &nbsp;·&nbsp; **File** "
+                f"`{appconfig.display_path(ctx.checkpoint)}`")
 
 st.subheader("Sources in use")
 runs = runlog.list_runs(ctx.runs) if ctx.runs else []

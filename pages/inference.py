@@ -18,11 +18,11 @@ try:
 except DataError:
     samples = []
 sample_names = [p.name for p in samples]
-picked = st.multiselect("Bundled sample frames", sample_names, default=sample_names[:1] if not uploads else [],
+picked = st.multiselect("Bundled sample frames", sample_names, default=sample_names[:1],
                         key="inf_samples", disabled=not samples,
                         placeholder="No sample frames found" if not samples else "Choose sample frames")
 
-c1, c2, c3, c4 = st.columns([1.6, 1.4, 1.4, 1.2])
+c1, c2, c3, c4 = st.columns([2.2, 1.4, 1.4, 1.1])
 view = c1.segmented_control("View", ["Side by side", "Overlay", "Mask only"], default="Side by side",
                             key="inf_view", help="Side by side: input | segmentation map | overlay.")
 alpha = c2.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="inf_alpha")

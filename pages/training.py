@@ -71,6 +71,8 @@ def charts():
         s = runlog.summarize(r)
         s["duration"] = fmt_duration(s.pop("duration_s"))
         s["status"] = "live" if s.pop("live") else "finished"
+        for k in ("best_miou", "best_pixel_acc"):  # shown as percentages with one decimal
+            s[k] = None if s[k] is None else 100 * s[k]
         rows.append(s)
     st.dataframe(
         rows, hide_index=True, width="stretch", key="train_summary",
@@ -79,8 +81,8 @@ def charts():
             "steps": st.column_config.NumberColumn("Steps", format="%d"),
             "last_loss": st.column_config.NumberColumn("Last loss", format="%.4f"),
             "best_loss": st.column_config.NumberColumn("Best loss", format="%.4f"),
-            "best_miou": st.column_config.NumberColumn("Best mIoU", format="percent"),
-            "best_pixel_acc": st.column_config.NumberColumn("Best pixel acc", format="percent"),
+            "best_miou": st.column_config.NumberColumn("Best mIoU", format="%.1f%%"),
+            "best_pixel_acc": st.column_config.NumberColumn("Best pixel acc", format="%.1f%%"),
             "img_per_s": st.column_config.NumberColumn("img/s", format="%.1f"),
             "duration": st.column_config.TextColumn("Duration"),
             "status": st.column_config.TextColumn("Status"),
