@@ -26,9 +26,6 @@ LABEL_MODES = ("P", "L")  # paletted or grayscale: both store the id as the pixe
 VOID_VALUE = 255  # "no label" value some tools write; mapped to the table's ignore index on read
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-# Fallback training frame seeds when seg.synth has no frame_seed(): far above any validation seed that
-# write_dataset would use, so the training stream never renders a validation frame.
-SYNTH_TRAIN_SEED_BASE = 10**12
 
 
 class DataError(ValueError):
@@ -223,9 +220,8 @@ class SynthStream(IterableDataset):
     Frame seeds: every (rank, DataLoader worker) pair is one of `n = world_size * num_workers` streams,
     `stream = rank * num_workers + worker`; its i-th frame is training frame `index = i * n + stream`, so
     streams interleave and never share a frame, and together they cover the single-process sequence.
-    The render seed of training frame `index` is `seg.synth.frame_seed("train", seed, index)` when synth
-    defines it (it keeps train and validation apart), else `SYNTH_TRAIN_SEED_BASE * (seed + 1) + index`,
-    far above the small seeds validation sets are written with. Deterministic for a given
+    The render seed of training frame `index` is `seg.synth.frame_seed("training", seed, index)`, which
+    never equals a validation frame's seed. Deterministic for a given
     (seed, rank, world size, worker, num_workers).
     """
 
@@ -240,11 +236,9 @@ class SynthStream(IterableDataset):
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         n, stream = world * workers, rank * workers + worker
-        seed_of = getattr(synth, "frame_seed", None)
         i = 0
         while True:
-            index = i * n + stream
-            yield seed_of("train", self.seed, index) if seed_of else SYNTH_TRAIN_SEED_BASE * (self.seed + 1) + index
+            yield synth.frame_seed("training", self.seed, i * n + stream)
             i += 1
 
     def __iter__(self):

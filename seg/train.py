@@ -408,7 +408,11 @@ def cli(argv=None) -> int:
     try:
         return main(args)
     except (DataError, CheckpointError, ValueError) as e:
-        print(f"error: {str(e).splitlines()[0] if str(e) else e.__class__.__name__}", file=sys.stderr)
+        lines = [l for l in str(e).splitlines() if l.strip()]
+        # A DataLoader worker's error arrives wrapped ("Caught X in DataLoader worker ... Original Traceback");
+        # its last line is the original message, which names the file.
+        msg = lines[-1] if "Original Traceback" in str(e) else (lines[0] if lines else e.__class__.__name__)
+        print(f"error: {msg}", file=sys.stderr)
         return 1
     finally:
         D.cleanup()
