@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from appstandins import make_standins
+from appstandins import make_standins, no_legacy_pages_dir
 from seg import appconfig, appdata
 from seg.paths import REPO_ROOT
 
@@ -20,22 +20,8 @@ TIMEOUT = 120
 
 
 @pytest.fixture(autouse=True)
-def no_legacy_pages_dir(monkeypatch):
-    """Work around AppTest re-detecting the legacy pages/ folder before every run.
-
-    AppTest resets `PagesManager.uses_pages_directory` and the pages/ folder sets it True again, so from the
-    second run on it executes the page file without app.py (the shared sidebar vanishes). A real server
-    sets the flag False once st.navigation has run and keeps it (the browser test covers that path).
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    init = PagesManager.__init__
-
-    def patched(self, *args, **kwargs):
-        init(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", patched)
+def _apptest_navigation(monkeypatch):
+    no_legacy_pages_dir(monkeypatch)
 
 
 @pytest.fixture(scope="module")
@@ -229,3 +215,20 @@ def test_confusion_view_is_row_normalised_over_present_classes():
     names, shares = appdata.confusion_view(mat.tolist(), VISTAS)
     assert names == ["Road", "Sky"]
     np.testing.assert_allclose(shares, [[0.75, 0.25], [0.0, 1.0]])
+
+
+def test_training_figures_keep_zoom_and_ignore_eval_rows_on_the_loss_axis(tmp_path):
+    from appstandins import write_run
+
+    from seg import figures, runlog
+
+    d = write_run(tmp_path / "r", steps=200, every=20, eval_every=100)
+    with open(d / "metrics.jsonl", "a") as f:
+        f.write('{"step": 220, "loss": 0.')  # the trainer is mid-line
+    run = runlog.load_run(d)
+    loss = figures.loss_figure([run], 0.6, log_y=True, x_axis="step")
+    assert loss.layout.uirevision == "loss" and loss.layout.yaxis.type == "log"
+    raw, smooth = loss.data
+    assert list(raw.x) == list(range(20, 201, 20)) and smooth.y[0] == pytest.approx(raw.y[0])
+    miou = figures.series_figure([run], "val_miou", "mIoU", x_axis="time")
+    assert list(miou.data[0].x) == pytest.approx([40 / 60, 90 / 60])  # eval steps on the train clock (0 = first row)
