@@ -72,7 +72,9 @@ def _textures() -> dict:
     from skimage import data  # the photos ship inside scikit-image: no download
 
     rng = np.random.default_rng(1234)
-    brick, grass, gravel = _norm(data.brick()), _norm(data.grass()), _norm(data.gravel())
+    grass, gravel = _norm(data.grass()), _norm(data.gravel())
+    b = data.brick().astype(np.float32)  # bricks at half size: screen-space bricks read too big otherwise
+    brick = _norm(np.tile(b, (2, 2))[::2, ::2])
     white = _norm(rng.normal(size=(_TEX, _TEX)))
     cols = np.arange(_TEX, dtype=np.float32)[None, :]
     planks = np.repeat(np.sign(np.sin(cols * 2 * np.pi / 9.0)), _TEX, 0) * 0.6 + 0.4 * _fft_noise(rng, 1.2)
@@ -80,7 +82,7 @@ def _textures() -> dict:
     foliage = np.tanh(0.8 * gravel + 0.9 * _fft_noise(rng, 1.0) + 0.3 * white)
     amp_maps = {  # material -> (amplitude, detail field)
         M["flat"]: (0.0, white),
-        M["brick"]: (0.28, brick),
+        M["brick"]: (0.14, brick),
         M["plaster"]: (0.07, 0.7 * _fft_noise(rng, 1.6) + 0.5 * white),
         M["foliage"]: (0.5, foliage),
         M["fine"]: (0.05, white),

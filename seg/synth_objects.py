@@ -154,6 +154,12 @@ def _pick(rng, seq):
     return seq[int(rng.integers(len(seq)))]
 
 
+def _gray(rng, rgb, amount=25):
+    """rgb brightened or darkened as a whole: neutral greys stay neutral."""
+    d = rng.normal(0, amount)
+    return tuple(int(min(255.0, max(0.0, c + d))) for c in rgb)
+
+
 def _vary(rng, rgb, amount=18):
     d = rng.normal(0, amount, 3).tolist()
     return tuple(int(min(255.0, max(0.0, c + e))) for c, e in zip(rgb, d))
@@ -232,10 +238,10 @@ def street_light(cv: Canvas, sl: dict) -> None:
         p = cv.p
         cv.poly([p(u, sl["h"] - w, z), p(tip, sl["h"] + 0.2 - w, z), p(tip, sl["h"] + 0.2, z), p(u, sl["h"], z)],
                 sl["color"], C["pole"], M["fine"], z)
-        cv.zquad(tip - 0.5, tip + 0.35, sl["h"] - 0.12, sl["h"] + 0.25, z, sl["head"], C["lamp"], M["fine"])
-        cv.zquad(tip - 0.4, tip + 0.25, sl["h"] - 0.12, sl["h"] - 0.02, z, sl["glow"], C["lamp"], M["flat"])
+        cv.zquad(tip - 0.65, tip + 0.45, sl["h"] - 0.2, sl["h"] + 0.28, z, sl["head"], C["lamp"], M["fine"])
+        cv.zquad(tip - 0.5, tip + 0.3, sl["h"] - 0.2, sl["h"] - 0.06, z, sl["glow"], C["lamp"], M["flat"])
     else:  # post-top lantern
-        cv.zquad(u - 0.3, u + 0.3, sl["h"], sl["h"] + 0.75, z, sl["head"], C["lamp"], M["fine"])
+        cv.zquad(u - 0.35, u + 0.35, sl["h"], sl["h"] + 0.85, z, sl["head"], C["lamp"], M["fine"])
         cv.zquad(u - 0.2, u + 0.2, sl["h"] + 0.12, sl["h"] + 0.6, z, sl["glow"], C["lamp"], M["flat"])
 
 

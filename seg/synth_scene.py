@@ -119,7 +119,7 @@ def _appearance(rng, sc: Scene, area: str) -> None:
         sc.sky_zenith = sc.sky_zenith * 0.4 + sc.sky_horizon * 0.6
     # Camera: exposure, white balance, contrast as one per-channel tone curve; then noise and blur.
     gain = rng.uniform(0.8, 1.2) * (0.75 if weather == "dusk" else 1.0)
-    wb = np.array([1.0, 1.0, 1.0]) + rng.normal(0, 0.04, 3) + (np.array([0.08, 0.0, -0.1]) if weather == "dusk" else 0)
+    wb = np.array([1.0, 1.0, 1.0]) + rng.normal(0, 0.025, 3) + (np.array([0.08, 0.0, -0.1]) if weather == "dusk" else 0)
     gamma = rng.uniform(0.85, 1.2)
     x = np.arange(256) / 255.0
     sc.tone_lut = np.concatenate([np.clip(255 * (np.clip(x * gain * wb[c], 0, 1) ** gamma), 0, 255)
@@ -196,18 +196,18 @@ def _populate(rng, sc: Scene, area: str, lanes: int, lw: float) -> None:
         if rng.random() < 0.75:  # street lights
             z, step = rng.uniform(3, 20), rng.uniform(20, 35)
             arm = rng.random() < 0.7
-            while z < 120:
+            while z < 80:
                 o.add(sc, z, o.street_light, dict(u=walk_u, z=z, side=s, h=rng.uniform(6, 9) if arm else rng.uniform(3.5, 4.5),
-                                                  w=0.18, color=o._vary(rng, (120, 125, 130), 25), arm=rng.uniform(1.0, 2.5) if arm else 0,
-                                                  head=o._vary(rng, (110, 110, 115), 20),
+                                                  w=0.18, color=o._gray(rng, (120, 125, 130), 25), arm=rng.uniform(1.0, 2.5) if arm else 0,
+                                                  head=o._gray(rng, (110, 110, 115), 20),
                                                   glow=(255, 235, 190) if night else o._vary(rng, (215, 215, 205), 15)))
                 z += step
         for _ in range(int(rng.poisson(1.2))):  # plain poles (bollards, posts)
             z = rng.uniform(3, 60)
             o.add(sc, z, o.pole, walk_u + s * rng.uniform(-0.2, 0.4), z, rng.uniform(2.5, 5),
-                  rng.uniform(0.12, 0.25), o._vary(rng, (110, 112, 115), 30))
+                  rng.uniform(0.12, 0.25), o._gray(rng, (110, 112, 115), 30))
         for _ in range(int(rng.poisson(0.9))):
-            z = rng.uniform(4, 45)
+            z = rng.uniform(4, 35)
             o.add(sc, z, o.sign, _sign(rng, walk_u, z))
         npers = rng.poisson({"urban": 2.5, "suburban": 1.0, "rural": 0.2}[area])
         for _ in range(int(npers)):
@@ -228,7 +228,7 @@ def _populate(rng, sc: Scene, area: str, lanes: int, lw: float) -> None:
             arm = rng.random() < 0.4
             tl = dict(u=s * sc.wr * rng.uniform(0.2, 0.6) if arm else s * (sc.wr + side.curb + 0.5), z=z,
                       y=rng.uniform(5, 6) if arm else rng.uniform(2.3, 3.2), arm=arm,
-                      pole_u=s * (sc.wr + side.curb + 0.5), pole_rgb=o._vary(rng, (100, 100, 100), 30),
+                      pole_u=s * (sc.wr + side.curb + 0.5), pole_rgb=o._gray(rng, (100, 100, 100), 30),
                       housing=o._pick(rng, [(35, 35, 35), (50, 55, 50), (170, 140, 40)]), plate=rng.random() < 0.4,
                       on=int(rng.integers(3)), rng=rng)
             tl["lamp"] = [(255, 60, 40), (255, 190, 40), (60, 255, 160)][tl["on"]]
@@ -239,7 +239,7 @@ def _populate(rng, sc: Scene, area: str, lanes: int, lw: float) -> None:
         front = uc < 0
         z = rng.uniform(6, 25) if abs(uc - sc.cam.x0) < lw / 2 else rng.uniform(2, 25)
         for _ in range(int(rng.poisson(1.3))):
-            v = _vehicle(rng, uc + rng.normal(0, 0.2), z, front=front, parked=False, urban=area == "urban")
+            v = _vehicle(rng, uc + rng.normal(0, 0.2), z, front=front, parked=False, urban=area != "rural")
             o.add(sc, z, o.vehicle, v)
             z += v["len"] + rng.uniform(3, 25)
             if z > 80:
@@ -275,7 +275,7 @@ def _sign(rng, u, z):
                                   ("rect", (235, 235, 235), (30, 90, 170), (235, 235, 235))][kind]
     if rng.random() < 0.1:
         shape, outer, inner, glyph = "oct", (235, 235, 235), (200, 30, 30), (235, 235, 235)
-    return dict(u=u, z=z, y=rng.uniform(1.8, 2.6), r=rng.uniform(0.35, 0.5), shape=shape, outer=outer, inner=inner,
+    return dict(u=u, z=z, y=rng.uniform(1.8, 2.6), r=rng.uniform(0.4, 0.6), shape=shape, outer=outer, inner=inner,
                 glyph=glyph, light=rng.uniform(0.8, 1.1))
 
 
@@ -289,7 +289,7 @@ def _person(rng, u, z):
 
 def _vehicle(rng, u, z, front, parked, urban=True):
     r = rng.random()
-    kind = "car" if parked or r < 0.78 else ("truck" if r < 0.89 or not urban else "bus")
+    kind = "car" if parked or r < 0.78 else ("truck" if r < 0.87 or not urban else "bus")
     color = o._vary(rng, o._pick(rng, o.CAR_COLORS), 8)
     glass = o._vary(rng, (45, 52, 60), 10)
     if kind == "car":
