@@ -131,7 +131,7 @@ def _no_traceback(page):
 
 
 def test_pages_render(server, browser_page, shots):
-    url, _, _ = server
+    url, tmp, _ = server
     page = browser_page
     _open(page, url, "Loaded checkpoint")
     page.get_by_text("lraspp_mobilenet_v3_large").first.wait_for()
@@ -143,6 +143,15 @@ def test_pages_render(server, browser_page, shots):
     assert page.locator(".js-plotly-plot").count() >= 4  # loss, mIoU, pixel acc, lr
     _no_traceback(page)
     _shot(page, shots / "training.png")
+    # A run still training: a new line appears in its log and the chart follows without a page reload.
+    with open(tmp / "standins" / "runs" / "demo" / "metrics.jsonl", "a") as f:
+        f.write('{"step": 400, "loss": 0.3, "lr": 1e-5, "img_per_s": 14.0, "time": 1700000300.0}\n{"step": 42')
+    page.wait_for_function(
+        "() => Array.from(document.querySelectorAll('.js-plotly-plot'))"
+        ".some(g => (g.data || []).some(t => t.name === 'demo' && t.x && t.x[t.x.length - 1] === 400))",
+        timeout=30_000,
+    )
+    _no_traceback(page)
 
     _open(page, url + "/validation", "Ground truth")
     page.get_by_text("pixel accuracy", exact=False).first.wait_for()
