@@ -167,3 +167,23 @@ def test_cli_bad_and_malicious_checkpoint(tmp_path):
     r = _cli(tmp_path / "a.png", "--out", tmp_path / "o", "--checkpoint", evil)
     assert r.returncode == 1 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("low_hw,size", [((3, 4), (48, 64)), ((24, 79), (384, 1264)), ((5, 7), (5, 7)), ((2, 2), (9, 31))])
+def test_upsample_hwc_equals_interpolate(low_hw, size):
+    from seg.predict import upsample_hwc
+
+    low = torch.randn(1, 6, *low_hw).contiguous(memory_format=torch.channels_last)
+    ref = torch.nn.functional.interpolate(low, size, mode="bilinear", align_corners=False)[0].permute(1, 2, 0)
+    torch.testing.assert_close(upsample_hwc(low, size), ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("low_hw,size", [((3, 4), (48, 64)), ((24, 79), (384, 1264)), ((6, 6), (6, 6)), ((4, 5), (17, 3))])
+def test_upsample_argmax_equals_interpolate_then_argmax(low_hw, size):
+    from seg.predict import upsample_argmax
+
+    torch.manual_seed(0)
+    low = torch.randn(1, 66, *low_hw).contiguous(memory_format=torch.channels_last)
+    ref = torch.nn.functional.interpolate(low, size, mode="bilinear", align_corners=False).argmax(1)[0]
+    got = upsample_argmax(low, size)
+    assert got.shape == ref.shape and got.dtype == np.uint8 and (got == ref.numpy()).mean() > 0.999  # float ties only
