@@ -1,0 +1,56 @@
+"""seg.bench measurement functions on a tiny checkpoint: sane relationships only, no timed assertions."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from seg.bench import NaivePipeline, frames, model_flops, pipeline_figures, timed
+from seg.checkpoint import load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
+from seg.classes import VISTAS
+from seg.model import create_model
+from seg.predict import Predictor
+
+
+@pytest.fixture(scope="module")
+def ckpt_path(tmp_path_factory):
+    torch.manual_seed(0)
+    model = create_model("lraspp_mobilenet_v3_large", VISTAS.num_classes).eval()
+    path = tmp_path_factory.mktemp("bench") / "model.pt"
+    save_checkpoint(path, make_checkpoint(model, "lraspp_mobilenet_v3_large", VISTAS, (48, 64)))
+    return path
+
+
+def _imgs(size, n):
+    rng = np.random.default_rng(0)
+    return [Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)) for _ in range(n)]
+
+
+def test_naive_pipeline_outputs_and_self_agreement(ckpt_path):
+    naive = NaivePipeline(load_checkpoint(ckpt_path))
+    img = _imgs((70, 30), 1)[0]
+    lab, ov = naive(img)
+    assert lab.mode == "P" and lab.size == img.size and ov.size == img.size
+    np.testing.assert_array_equal(naive.labels(img), np.array(lab))  # deterministic, identical pipelines
+
+
+def test_pipeline_figures_relationships(ckpt_path):
+    pred = Predictor(ckpt_path, precision="fp32")
+    naive = NaivePipeline(load_checkpoint(ckpt_path))
+    r = pipeline_figures(pred, naive, _imgs((64, 48), 2), runs=1)
+    assert r["agreement"] > 0.99  # same weights, same geometry at the trained size, fp32
+    assert all(r[k] > 0 for k in ("forward_ms", "model_forward_ms", "predict_ms", "naive_ms"))
+    assert r["model_hw"] == [48, 64]
+    wide = pipeline_figures(pred, naive, _imgs((124, 37), 1), runs=1)
+    assert wide["model_hw"][0] == 48 and wide["model_hw"][1] > 2 * 64  # aspect kept, not squashed
+    assert 0.0 <= wide["agreement"] <= 1.0
+
+
+def test_flops_timed_and_frames(ckpt_path, tmp_path):
+    model = model_from_checkpoint(load_checkpoint(ckpt_path))
+    f1, f2 = model_flops(model, (48, 64)), model_flops(model, (96, 128))
+    assert f1 > 0 and 3.5 < f2 / f1 < 4.5  # conv FLOPs scale with pixel count
+    calls = []
+    assert timed(lambda: calls.append(1), runs=3, warmup=2) >= 0 and len(calls) == 5
+    Image.new("RGB", (20, 10)).save(tmp_path / "a.png")
+    got = frames(tmp_path, (40, 12), 1, 0)
+    assert len(got) == 1 and got[0].size == (40, 12)
