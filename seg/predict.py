@@ -2,15 +2,17 @@
 
 Deployment choices (measured on the 2-core AVX-512 dev box at 384x512, deeplabv3_mobilenet_v3_large,
 `python -m seg.bench`): fp32 contiguous 84 ms -> channels_last 69 ms -> + conv-bn folding 55 ms ->
-+ bf16 autocast 25 ms (the CPU has avx512_bf16; `precision="fp32"` turns it off).
++ bf16 autocast 25 ms (the CPU has avx512_bf16; `precision="fp32"` turns it off). Measured with a
+randomly initialised checkpoint on a shared machine: re-measure on the bundled one.
 
 Geometry: the model sees the frame at its trained scale. The height is matched to the checkpoint's input
 height and the width follows the frame's own aspect ratio (rounded to a multiple of 16, the output stride),
 so a 1242x375 KITTI frame runs at 1264x384 instead of being squashed to 512x384 (objects would be 2.4x
 thinner than in training). Frames larger than 4x the trained pixel count are scaled down to that budget.
-Logits are upsampled bilinearly (like the model's own forward) to the model input size, argmax there, then
-the label map is nearest-resized to the input size: the model size is within a few % of the frame's own
-scale (or the frame is huge), and full-size 66-channel logits of a 12-Mpx photo would need 3 GB.
+Labels: the model's own last step (bilinear upsample of all 66 logit channels, then argmax) cost as much
+as the backbone, so the Predictor stops at the low-res logits and `upsample_argmax` computes the same
+labels exactly, interpolating only at class boundaries; the label map is then nearest-resized from the
+model size to the input size (a few % change of scale; bounded memory for huge photos).
 """
 from __future__ import annotations
 
