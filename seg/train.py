@@ -35,7 +35,7 @@ from .cliutil import parse_size
 # `--preset demo`: the CPU recipe behind the bundled checkpoint (explicit flags still win).
 PRESETS = {
     "demo": {
-        "data": "synth", "arch": DEFAULT_ARCH, "steps": 1500, "batch_size": 8, "size": "512x384",
+        "data": "synth", "arch": DEFAULT_ARCH, "steps": 4000, "time_limit": 36, "batch_size": 8, "size": "512x384",
         "crop": "256x256", "lr": 2e-3, "log_every": 10, "eval_every": 250, "checkpoint_every": 100,
         "workers": 1, "eval_limit": 32, "scale_range": "0.75,1.5",
     },
@@ -207,11 +207,21 @@ def train(args, model, model_without_ddp, optimizer, scheduler, scaler, loader_i
             scheduler.step()
             step += 1
             bar.update(1)
-            if step % args.log_every == 0 or step == args.steps:
+            last = step == args.steps
+            if args.time_limit:
+                # A time budget ends the run early; the poly decay follows whichever is further along,
+                # steps or time, so a budget-limited run still anneals to zero. Ranks agree on the clock.
+                frac = D.all_reduce_sum(torch.tensor([elapsed() / (args.time_limit * 60)], device=device))
+                frac = float(frac) / D.world_size()
+                progress = max(step / args.steps, frac)
+                for g in optimizer.param_groups:
+                    g["lr"] = g["initial_lr"] * max(0.0, 1 - progress) ** 0.9
+                last = last or frac >= 1.0
+            if step % args.log_every == 0 or last:
                 mean = D.all_reduce_sum(torch.tensor([loss_sum, n_loss], device=device, dtype=torch.float64))
                 dt = time.perf_counter() - t_log
                 row = {
-                    "step": step, "loss": float(mean[0] / max(mean[1], 1)), "lr": scheduler.get_last_lr()[0],
+                    "step": step, "loss": float(mean[0] / max(mean[1], 1)), "lr": optimizer.param_groups[0]["lr"],
                     "img_per_s": round(args.batch_size * D.world_size() * (n_loss + skipped) / dt, 3),
                     "time": round(elapsed(), 3),
                 }
@@ -221,7 +231,7 @@ def train(args, model, model_without_ddp, optimizer, scheduler, scaler, loader_i
                     log.write(row)
                     bar.set_postfix(loss=f"{row['loss']:.4f}")
                 loss_sum, n_loss, skipped, t_log = 0.0, 0, 0, time.perf_counter()
-            if step % args.eval_every == 0 or step == args.steps:
+            if step % args.eval_every == 0 or last:
                 m = evaluate(model_without_ddp, val_set, device, classes.num_classes, classes.ignore_index, args.eval_limit)
                 if main:
                     log.write({"step": step, "val_miou": m["miou"], "val_pixel_acc": m["pixel_acc"]})
@@ -231,8 +241,10 @@ def train(args, model, model_without_ddp, optimizer, scheduler, scaler, loader_i
                     save(step, elapsed(), best=True)
                 set_train_mode(model, args.freeze_bn)
                 t_log = time.perf_counter()  # evaluation time is not training throughput
-            if step % args.checkpoint_every == 0 or step == args.steps:
+            if step % args.checkpoint_every == 0 or last:
                 save(step, elapsed())
+            if last:
+                break
             flag = D.all_reduce_sum(torch.tensor([1.0 if stop["signal"] else 0.0], device=device))
             if flag.item() > 0:
                 save(step, elapsed())
@@ -340,6 +352,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--opt", choices=("adamw", "sgd"), default="adamw", help="optimizer")
     p.add_argument("--weight-decay", type=float, default=1e-4, help="weight decay")
     p.add_argument("--warmup", type=int, default=0, help="linear warm-up steps")
+    p.add_argument("--time-limit", type=float, default=None,
+                   help="stop after this many minutes of training (wall time across resumes); LR decays to zero by then")
     p.add_argument("--log-every", type=int, default=None, help="steps between metrics.jsonl lines")
     p.add_argument("--eval-every", type=int, default=None, help="steps between validations")
     p.add_argument("--eval-limit", type=int, default=None, help="validate on the first N frames only")
@@ -362,7 +376,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 
 DEFAULTS = {"data": None, "arch": DEFAULT_ARCH, "steps": 20000, "batch_size": 8, "size": "512x384", "crop": None,
             "lr": 1e-3, "log_every": 20, "eval_every": 1000, "checkpoint_every": 500, "workers": 4, "eval_limit": None,
-            "scale_range": "0.5,2.0"}
+            "scale_range": "0.5,2.0", "time_limit": None}
 
 
 def resolve_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> argparse.Namespace:

@@ -165,3 +165,13 @@ def test_resume_refuses_other_architecture(tiny_vistas, tmp_path, capsys):
     other = [a if a != "lraspp_mobilenet_v3_large" else "deeplabv3_mobilenet_v3_large" for a in FAST]
     assert run_cli("--data", tiny_vistas, "--out", out, "--steps", 2, "--resume", *other) == 1
     assert "lraspp_mobilenet_v3_large" in capsys.readouterr().err
+
+
+def test_time_limit_ends_run_early_with_lr_annealed(tiny_vistas, tmp_path):
+    out = tmp_path / "run"
+    assert run_cli("--data", tiny_vistas, "--out", out, "--steps", 100000, "--time-limit", 0.002,
+                   "--log-every", 1000, "--eval-every", 1000, "--checkpoint-every", 1000, *FAST) == 0
+    train, evals = rows(out)
+    last = load_checkpoint(out / "last.pt")["step"]
+    assert 1 <= last < 100000 and train[-1]["step"] == last and evals[-1]["step"] == last
+    assert train[-1]["lr"] == 0.0  # decayed by the clock, not by the (far) step count
