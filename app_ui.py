@@ -6,13 +6,14 @@ The model is loaded once per process (st.cache_resource) and shared by every ses
 from __future__ import annotations
 
 import html
-import sys
+import runpy
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import streamlit as st
 
 from seg import appconfig, appdata, runlog
+from seg.paths import REPO_ROOT
 
 CTX_KEY = "_seg_ctx"
 
@@ -60,8 +61,13 @@ def sidebar(config: appconfig.AppConfig) -> Context:
 def context() -> Context:
     """The Context app.py resolved in this script run (pages are only run through app.py)."""
     ctx = st.session_state.get(CTX_KEY)
-    if ctx is None:  # a page file run on its own: resolve defaults without a sidebar
-        ctx = sidebar(appconfig.load_config(sys.argv[1:]))
+    if ctx is None:
+        # Streamlit ran this page file without app.py: while no st.navigation call has happened yet in this
+        # server process, a pages/ folder puts it in legacy mode, and a deep link (/validation) as the first
+        # request runs the page directly. Run the router instead (it runs this page again, with the page
+        # config and sidebar), then end this outer run.
+        runpy.run_path(str(REPO_ROOT / "app.py"), run_name="__main__")
+        st.stop()
     return ctx
 
 
@@ -134,7 +140,8 @@ def legend_chips(rows: list[dict], show_share: bool = True) -> None:
     """Inline color swatches with class names (and pixel shares): the colors are the palette's hex values."""
     chips = []
     for r in rows:
-        share = f"<span style='opacity:.65;margin-left:6px'>{r['share']:.1%}</span>" if show_share and "share" in r else ""
+        pct = f"{r['share']:.1%}" if r.get("share", 0) >= 0.0005 else "<0.1%"
+        share = f"<span style='opacity:.65;margin-left:6px'>{html.escape(pct)}</span>" if show_share and "share" in r else ""
         chips.append(
             "<span style='display:inline-flex;align-items:center;margin:0 14px 6px 0;white-space:nowrap;font-size:0.9rem'>"
             f"<span style='width:14px;height:14px;border-radius:3px;background:{html.escape(r['color'])};"

@@ -75,16 +75,14 @@ def make_standins(root: Path, n_samples: int = 2) -> dict[str, str]:
 def no_legacy_pages_dir(monkeypatch) -> None:
     """Work around AppTest re-detecting the legacy pages/ folder before every run.
 
-    AppTest resets `PagesManager.uses_pages_directory` and the pages/ folder sets it True again, so from the
-    second run on it executes the page file without app.py (the shared sidebar vanishes). A real server
-    sets the flag False once st.navigation has run and keeps it (the browser test covers that path).
+    AppTest resets `PagesManager.uses_pages_directory` before each run and the pages/ folder sets it True
+    again, so Streamlit's legacy multipage path runs the page file without app.py (the shared sidebar
+    vanishes from the second run on). A real server sets the flag False once st.navigation has run and keeps
+    it. Here the legacy path simply runs app.py, as the server does; patching the function rather than the
+    flag is immune to sessions in other threads resetting the flag.
     """
-    from streamlit.runtime.pages_manager import PagesManager
+    import runpy
 
-    init = PagesManager.__init__
+    from streamlit.runtime.scriptrunner import script_runner
 
-    def patched(self, *args, **kwargs):
-        init(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", patched)
+    monkeypatch.setattr(script_runner, "_mpa_v1", lambda main_script_path: runpy.run_path(main_script_path, run_name="__main__"))

@@ -19,7 +19,7 @@ from seg.paths import REPO_ROOT
 
 SESSIONS = 8
 RSS_BOUND_MB = 1500  # generous: the model is ~13 MB, one 1242x375 result a few MB per session
-CHIP = re.compile(r"([^<>]+)<span style='opacity:\.65;margin-left:6px'>([\d.]+)%</span>")
+CHIP = re.compile(r"([^<>]+)<span style='opacity:\.65;margin-left:6px'>(&lt;0\.1|[\d.]+)%</span>")
 
 
 def _rss_mb() -> float:
@@ -45,7 +45,8 @@ def test_eight_sessions_share_one_model_and_get_correct_results(tmp_path, monkey
     samples = sorted(Path(env["SEG_SAMPLES"]).glob("*.png"))
     reference = seg.predict.Predictor(checkpoint=env["SEG_CHECKPOINT"])
     expected = {
-        p.name: [(r["name"], f"{r['share']:.1%}"[:-1]) for r in viz.legend(reference.predict(Image.open(p)), reference.classes)]
+        p.name: [(r["name"], f"{r['share']:.1%}"[:-1] if r["share"] >= 0.0005 else "&lt;0.1")
+                 for r in viz.legend(reference.predict(Image.open(p)), reference.classes)]
         for p in samples
     }
     assert all(len(v) > 1 for v in expected.values()), "stand-in model should predict several classes"
@@ -62,11 +63,22 @@ def test_eight_sessions_share_one_model_and_get_correct_results(tmp_path, monkey
     rss_before = _rss_mb()
     results, errors = {}, []
 
+    # Opening the sessions is serialized: AppTest swaps process-wide Streamlit state (the mock Runtime, the
+    # pages flag) at the start of each run, and CPython 3.11's compile() is not reliable from many threads at
+    # once. The runs that matter, each choosing a frame and segmenting it, then go all at once.
+    setup_lock = threading.Lock()
+    ready = threading.Barrier(SESSIONS, timeout=240)
+
     def session(i: int) -> None:
         try:
-            at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=240)
-            at.run()
-            at.switch_page("pages/inference.py").run()
+            with setup_lock:
+                at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=240)
+                at.run()
+                at.switch_page("pages/inference.py").run()
+            ready.wait()
+            if not [w for w in at.multiselect if w.key == "inf_samples"]:
+                raise AssertionError(f"session {i}: not on the Inference page: {[t.value for t in at.title]} "
+                                     f"{at.exception} {[str(e.value) for e in at.get('alert')]}")
             name = samples[i % len(samples)].name
             at.multiselect(key="inf_samples").set_value([name]).run()
             if at.exception or at.error:
