@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -54,7 +55,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():
+            # torch warns in several lines about odd pickle protocols before refusing a junk file;
+            # the refusal is reported below in one line.
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
         msg = str(e).strip().splitlines()
         if "weights_only" in str(e) or "Unsupported global" in str(e) or "GLOBAL" in str(e):

@@ -22,7 +22,6 @@ import math
 import sys
 import threading
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -290,9 +289,6 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
-    # torch warns (several lines) about odd pickle protocols before refusing a junk file; the refusal
-    # itself is reported below in one line.
-    warnings.filterwarnings("ignore", message="Detected pickle protocol")
     try:
         predictor = Predictor(args.checkpoint, threads=args.threads, precision=args.precision)
     except CheckpointError as e:

@@ -22,7 +22,7 @@ from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageFilter
 
 from seg import synth_objects as obj
 from seg.synth_scene import sample_scene

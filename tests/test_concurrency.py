@@ -5,7 +5,6 @@ chosen; the class shares it displays are compared with a single Predictor's answ
 """
 from __future__ import annotations
 
-import os
 import re
 import threading
 from pathlib import Path

@@ -1,7 +1,6 @@
 """seg.predict: geometry (output = input size, wide frames keep their aspect), folding is exact, the CLI
 reports bad files in one line each and keeps going, and an unsafe checkpoint never runs."""
 import os
-import pickle
 import subprocess
 import sys
 from pathlib import Path

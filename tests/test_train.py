@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -116,9 +115,9 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_vistas, tmp_path, mo
     real = T.criterion
     calls = {"n": 0}
 
-    def flaky(logits, target, ignore_index):
+    def flaky(logits, target, ignore_index, weight=None):
         calls["n"] += 1
-        loss = real(logits, target, ignore_index)
+        loss = real(logits, target, ignore_index, weight)
         return loss * float("nan") if calls["n"] == 5 else loss
 
     monkeypatch.setattr(T, "criterion", flaky)
@@ -175,3 +174,30 @@ def test_time_limit_ends_run_early_with_lr_annealed(tiny_vistas, tmp_path):
     last = load_checkpoint(out / "last.pt")["step"]
     assert 1 <= last < 100000 and train[-1]["step"] == last and evals[-1]["step"] == last
     assert train[-1]["lr"] == 0.0  # decayed by the clock, not by the (far) step count
+
+
+def test_class_weights_favour_rare_classes(tiny_vistas):
+    from seg.data import VistasDataset
+    ds = VistasDataset(tiny_vistas, "training")
+    w = T.class_weights(ds, 66, 65, samples=8, device="cpu")
+    # road and sky cover most pixels, the car a small box: rarer class, larger weight
+    assert w[55] > w[13] and w[55] > w[27]
+    counts = torch.zeros(66)
+    for _, t in (ds[i] for i in range(len(ds))):
+        counts += torch.bincount(t.reshape(-1), minlength=66).float()
+    freq = counts / counts.sum()
+    assert float((w * freq).sum()) == pytest.approx(1.0, rel=1e-4)  # pixel-weighted mean weight is 1
+    assert float(w.max()) <= 10.0 + 1e-6
+
+
+def test_recalibrate_bn_replaces_stale_statistics():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4))
+    bn = model[1]
+    bn.running_mean.fill_(100.0)  # stale statistics from "earlier weights"
+    batches = [(torch.randn(2, 3, 8, 8) + i, None) for i in range(3)]
+    assert T.recalibrate_bn(model, iter(batches), "cpu") == 3
+    with torch.no_grad():
+        expect = torch.stack([model[0](x).mean((0, 2, 3)) for x, _ in batches]).mean(0)
+    assert torch.allclose(bn.running_mean, expect, atol=1e-5)  # cumulative average of the batch means
+    assert bn.momentum == 0.1  # restored afterwards
