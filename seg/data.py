@@ -18,6 +18,7 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from seg import synth
 from seg.classes import IGNORE_INDEX, ClassTable, table_for
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")  # list_images / KittiFrames, any case
@@ -230,8 +231,6 @@ class SynthStream(IterableDataset):
 
     def frame_seeds(self):
         """Endless render seeds of this process's stream (reads rank and worker at call time)."""
-        from seg import synth  # imported late: synth is optional for readers of real data
-
         rank, world = _rank_world()
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
@@ -242,8 +241,6 @@ class SynthStream(IterableDataset):
             i += 1
 
     def __iter__(self):
-        from seg import synth
-
         for s in self.frame_seeds():
             image, ids = synth.render(s, size=self.size)
             image, target = _to_tv(image, ids)

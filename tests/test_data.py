@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import types
 
 import numpy as np
@@ -203,7 +202,7 @@ def fake_synth(monkeypatch):
     mod = types.ModuleType("seg.synth")
     mod.render = render
     mod.frame_seed = lambda split, seed, index: (seed * 1_000_003 + index) * 2 + (split == "validation")
-    monkeypatch.setitem(sys.modules, "seg.synth", mod)
+    monkeypatch.setattr(data, "synth", mod)
     monkeypatch.delenv("RANK", raising=False)
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     return mod
