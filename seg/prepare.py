@@ -20,6 +20,8 @@ from pathlib import Path
 from PIL import Image
 from tqdm import tqdm
 
+from seg.cliutil import size_arg
+
 SPLITS = ("training", "validation", "testing")
 LABELED_SPLITS = ("training", "validation")  # testing has no public labels
 # Same as seg.data.VISTAS_IMAGE_EXTS; not imported from there so this tool (and its workers) skip torch.
@@ -47,17 +49,6 @@ class Report:
     skipped: int = 0
     problems: list[str] = field(default_factory=list)  # one line each, naming the file
     notes: list[str] = field(default_factory=list)
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'512x384' -> (512, 384) as (W, H)."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not WxH, e.g. 512x384") from None
-    if not (0 < w <= 16384 and 0 < h <= 16384):
-        raise argparse.ArgumentTypeError(f"{text!r}: width and height must be 1..16384")
-    return w, h
 
 
 def geometry(src: tuple[int, int], size: tuple[int, int], keep_aspect: bool):
@@ -206,7 +197,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m seg.prepare", description=__doc__.split("\n")[0])
     p.add_argument("--src", required=True, type=Path, help="Vistas root (config.json, training/, validation/, ...)")
     p.add_argument("--dst", required=True, type=Path, help="output root, outside --src; resumes if present")
-    p.add_argument("--size", default="512x384", type=parse_size, metavar="WxH", help="output size (default 512x384)")
+    p.add_argument("--size", default="512x384", type=size_arg, metavar="WxH", help="output size (default 512x384)")
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), metavar="K",
                    help="parallel processes (default min(4, cpu count))")
     p.add_argument("--labels-dir", default=None, metavar="DIR",

@@ -27,6 +27,7 @@ from PIL import Image, ImageFilter
 from seg import synth_objects as obj
 from seg.synth_scene import sample_scene
 from seg.classes import VISTAS
+from seg.cliutil import size_arg
 from seg.synth_objects import C, M
 
 SPLITS = ("training", "validation")
@@ -309,13 +310,6 @@ def _run(jobs: list, workers: int) -> None:
             pass
 
 
-def _size(text: str) -> tuple[int, int]:
-    parts = text.lower().split("x")
-    if len(parts) != 2 or not all(p.isdigit() for p in parts) or min(int(p) for p in parts) < 1:
-        raise argparse.ArgumentTypeError(f"expected WxH with positive integers, e.g. 512x384, got {text!r}")
-    return int(parts[0]), int(parts[1])
-
-
 def _count(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
@@ -339,7 +333,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", type=_count, required=True, help="number of training frames (0: no folder)")
     p.add_argument("--val", type=_count, required=True, help="number of validation frames")
     p.add_argument("--seed", type=_count, default=0, help="dataset seed (frame seeds derive from it)")
-    p.add_argument("--size", type=_size, default=(512, 384), help="frame size WxH (default 512x384)")
+    p.add_argument("--size", type=size_arg, default=(512, 384), help="frame size WxH (default 512x384)")
     p.add_argument("--workers", type=_positive, default=1, help="worker processes (default 1)")
     p.add_argument("--images-only", action="store_true",
                    help="write the --val frames as OUT/PREFIXnnn.png images only, no labels (needs --train 0)")

@@ -175,7 +175,7 @@ def test_cli_bad_size_is_one_line_error(raw, tmp_path):
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
     )
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert "error: argument --size: '512by384' is not WxH" in r.stderr.strip().splitlines()[-1]
+    assert "error: argument --size: size must look like WxH, e.g. 512x384, got '512by384'" in r.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "o").exists()
 
 
