@@ -18,12 +18,14 @@ else:
     pred = app_ui.predictor(ctx)
     meta = pred.meta
     h, w = meta.get("input_size") or (None, None)
-    miou = meta.get("val_miou")
+    miou, label = meta.get("val_miou"), "Validation mIoU"
+    if miou is None and meta.get("best_miou") is not None:
+        miou, label = meta["best_miou"], "Best val mIoU (training)"
     cols = st.columns(4)
     cols[0].metric("Classes", len(pred.classes))
     cols[1].metric("Input size (W×H)", f"{w}×{h}" if w else "?")
     cols[2].metric("Training steps", f"{meta['steps']:,}" if meta.get("steps") is not None else "?")
-    cols[3].metric("Validation mIoU", f"{miou:.1%}" if miou is not None else "not evaluated")
+    cols[3].metric(label, f"{miou:.1%}" if miou is not None else "not evaluated")
     st.markdown(f"**Architecture** `{meta.get('arch', '?')}` &nbsp;·&nbsp; **File** "
                 f"`{appconfig.display_path(ctx.checkpoint)}`")
 

@@ -187,7 +187,7 @@ class Predictor:
             "steps": int(ckpt.get("step") or 0),
             "input_size": self.input_size,
             "best_miou": ckpt.get("best_miou"),
-            "val_miou": ckpt.get("best_miou"),
+            "val_miou": ckpt.get("val_miou"),  # these weights' own validation mIoU, when evaluated
             "path": str(path),
             "precision": precision,
             "folded_bn": folded,

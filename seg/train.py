@@ -212,6 +212,8 @@ def train(args, model, model_without_ddp, optimizer, scheduler, scaler, loader_i
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
 
+    last_eval = [None, None]  # (step, mIoU) of the latest evaluation
+
     def save(step: int, elapsed: float, best: bool = False) -> None:
         if not main:
             return
@@ -221,6 +223,7 @@ def train(args, model, model_without_ddp, optimizer, scheduler, scaler, loader_i
             scaler=scaler.state_dict() if scaler is not None else None,
             args={k: v for k, v in vars(args).items() if not k.startswith("_")},
             best_miou=best_miou, elapsed=elapsed,
+            val_miou=last_eval[1] if last_eval[0] == step else None,  # of exactly these weights
         )
         save_checkpoint(out / "last.pt", ckpt)
         save_checkpoint(out / "model.pt", slim(ckpt))
@@ -291,6 +294,7 @@ def train(args, model, model_without_ddp, optimizer, scheduler, scaler, loader_i
                                device, args.channels_last)
             if step % args.eval_every == 0 or last:
                 m = evaluate(model_without_ddp, val_set, device, classes.num_classes, classes.ignore_index, args.eval_limit)
+                last_eval[:] = [step, m["miou"]]
                 if main:
                     log.write({"step": step, "val_miou": m["miou"], "val_pixel_acc": m["pixel_acc"]})
                     bar.write(f"step {step}: val mIoU {m['miou']:.4f}, pixel acc {m['pixel_acc']:.4f}")

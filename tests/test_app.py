@@ -55,7 +55,7 @@ def test_home_shows_checkpoint_and_sources(standins):
     metrics = {m.label: m.value for m in at.metric}
     assert "lraspp_mobilenet_v3_large" in _texts(at)
     assert metrics["Classes"] == "66" and metrics["Training steps"] == "200"
-    assert metrics["Validation mIoU"] == "25.0%"
+    assert metrics["Best val mIoU (training)"] == "25.0%"  # the stand-in stores only best_miou
     assert "3 runs found" not in _texts(at) and "2 runs found" in _texts(at)
     assert [t.key for t in at.sidebar.text_input] == ["src_checkpoint", "src_data", "src_runs"]
 

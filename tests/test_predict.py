@@ -104,7 +104,7 @@ def test_predict_matches_manual_pipeline_and_full(predictor, ckpt_path):
 def test_meta_and_classes(predictor, ckpt_path):
     m = predictor.meta
     assert m["arch"] == ARCH and m["steps"] == 7 and m["input_size"] == (48, 64)
-    assert m["val_miou"] == 0.25 and m["path"] == str(ckpt_path)
+    assert m["best_miou"] == 0.25 and m["val_miou"] is None and m["path"] == str(ckpt_path)
     assert predictor.classes == VISTAS
 
 

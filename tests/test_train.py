@@ -39,6 +39,7 @@ def test_three_steps_write_log_and_checkpoints(tiny_vistas, tmp_path):
     assert [e["step"] for e in evals] == [3] and 0.0 <= evals[0]["val_miou"] <= 1.0
     ckpt = load_checkpoint(out / "last.pt")
     assert ckpt["step"] == 3 and ckpt["optimizer"] is not None and ckpt["input_size"] == [48, 64]
+    assert ckpt["val_miou"] == pytest.approx(evals[0]["val_miou"])  # the evaluation of these very weights
     slim = load_checkpoint(out / "model.pt")
     assert slim["optimizer"] is None and next(iter(slim["model"].values())).dtype == torch.float16
     model = model_from_checkpoint(slim)  # the slim file alone rebuilds the model
