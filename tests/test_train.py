@@ -202,3 +202,17 @@ def test_recalibrate_bn_replaces_stale_statistics():
         expect = torch.stack([model[0](x).mean((0, 2, 3)) for x, _ in batches]).mean(0)
     assert torch.allclose(bn.running_mean, expect, atol=1e-5)  # cumulative average of the batch means
     assert bn.momentum == 0.1  # restored afterwards
+
+
+def test_bad_label_met_inside_a_loader_worker_is_one_line(tiny_vistas, tmp_path, monkeypatch, capsys):
+    from PIL import Image
+    import numpy as np
+    bad = Image.fromarray(np.full((48, 64), 200, np.uint8), "P")
+    bad.putpalette(list(range(256)) * 3)
+    for i in range(8):  # every frame bad, so the first batch meets one
+        bad.save(tiny_vistas / "training" / "labels" / f"f{i:03d}.png")
+    monkeypatch.setattr(T, "check_split", lambda *a, **k: [])  # as if past the pre-checked first 200 frames
+    args = [a if a != "0" else "1" for a in FAST]  # one DataLoader worker process
+    assert run_cli("--data", tiny_vistas, "--out", tmp_path / "run", "--steps", 2, *args) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error:") and ".png" in err and "outside the 66-class table" in err
