@@ -32,7 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchvision.transforms import v2
 
 from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
-from .imageio import IMAGE_EXTENSIONS, load_image
+from .imageio import image_files, load_image
 from .paths import DEFAULT_CHECKPOINT, DEFAULT_DATA, REPO_ROOT, SAMPLE_FRAMES
 from .predict import Predictor, model_size
 from .viz import overlay_image, to_label_png
@@ -97,10 +97,9 @@ def frames(folder: Path, size: tuple[int, int], n: int, seed0: int) -> list[Imag
     """Up to n RGB frames of `size` (W, H) from `folder`, topped up with synthetic renders."""
     out = []
     if folder.is_dir():
-        for p in sorted(folder.iterdir()):
-            if p.suffix.lower() in IMAGE_EXTENSIONS and len(out) < n:
-                im = load_image(p)
-                out.append(im if im.size == size else im.resize(size, Image.BILINEAR))
+        for p in image_files(folder)[:n]:
+            im = load_image(p)
+            out.append(im if im.size == size else im.resize(size, Image.BILINEAR))
     if len(out) < n:
         from .synth import render
 

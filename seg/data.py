@@ -19,14 +19,14 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from seg import synth
+from seg.checkpoint import MEAN as IMAGENET_MEAN, STD as IMAGENET_STD
 from seg.classes import IGNORE_INDEX, ClassTable, table_for
+from seg.imageio import image_files
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")  # list_images / KittiFrames, any case
 VISTAS_IMAGE_EXTS = (".jpg", ".jpeg", ".png")
 LABEL_MODES = ("P", "L")  # paletted or grayscale: both store the id as the pixel value
 VOID_VALUE = 255  # "no label" value some tools write; mapped to the table's ignore index on read
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class DataError(ValueError):
@@ -38,7 +38,7 @@ def list_images(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: not a folder")
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+    return image_files(folder, IMAGE_EXTS)
 
 
 def _scan_split(root: Path, split: str) -> tuple[list[tuple[Path, Path]], list[str]]:

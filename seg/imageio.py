@@ -149,3 +149,8 @@ def _gray_u8(a: np.ndarray) -> Image.Image:
 def _one_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return f"{e.__class__.__name__}: {text[0]}" if text else e.__class__.__name__
+
+
+def image_files(folder: str | Path, exts: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[Path]:
+    """Sorted files directly in `folder` whose suffix, in any case, is one of `exts` (dashcams write .JPG)."""
+    return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in exts)

@@ -35,7 +35,7 @@ from torchvision.models.segmentation.lraspp import LRASPP
 
 from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from .classes import ClassTable
-from .imageio import IMAGE_EXTENSIONS, ImageError, load_image
+from .imageio import IMAGE_EXTENSIONS, ImageError, image_files, load_image
 from .paths import DEFAULT_CHECKPOINT
 from .viz import overlay_image, to_label_png
 
@@ -267,7 +267,7 @@ def expand_inputs(paths: list[str]) -> tuple[list[Path], list[str]]:
     files, errors = [], []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_EXTENSIONS)
+            found = image_files(p)
             if not found:
                 errors.append(f"{p}: folder has no images ({', '.join(IMAGE_EXTENSIONS)})")
             files += found
