@@ -31,7 +31,6 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
-from torchvision.models.segmentation.lraspp import LRASPP
 
 from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from .classes import ClassTable
@@ -200,12 +199,9 @@ class Predictor:
         argmax over its result cost as much as the backbone (bf16 at 384x512: 5 + 20 ms vs 19 ms), so the
         Predictor stops before it and upsamples labels with `upsample_argmax` (same labels, ~2 ms).
         """
-        net = self.model.net
         with self._lock, torch.inference_mode():
             with torch.autocast(self.device.type, torch.bfloat16, enabled=self.precision == "bf16"):
-                features = net.backbone(x)
-                # LR-ASPP's head reads two feature levels; DeepLabV3's reads the last one.
-                low = net.classifier(features if isinstance(net, LRASPP) else features["out"])
+                low = self.model(x, full_size=False)
             return low.float()
 
     def _input(self, image: Image.Image) -> torch.Tensor:

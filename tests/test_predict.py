@@ -16,7 +16,7 @@ from seg.classes import VISTAS
 from seg.predict import Prediction, Predictor, fold_conv_bn, model_size
 
 REPO = Path(__file__).resolve().parent.parent
-ARCH = "lraspp_mobilenet_v3_large"
+ARCHS = ("lraspp_mobilenet_v3_large", "lraspp_plus_mobilenet_v3_large")  # 1/8- and 1/4-resolution logits
 
 
 def _randomize_bn(model: nn.Module) -> None:
@@ -30,15 +30,15 @@ def _randomize_bn(model: nn.Module) -> None:
             m.bias.data.copy_(torch.rand(m.num_features, generator=g) - 0.5)
 
 
-@pytest.fixture(scope="module")
-def ckpt_path(tmp_path_factory):
+@pytest.fixture(scope="module", params=ARCHS)
+def ckpt_path(tmp_path_factory, request):
     from seg.model import create_model
 
     torch.manual_seed(0)
-    model = create_model(ARCH, VISTAS.num_classes).eval()
+    model = create_model(request.param, VISTAS.num_classes).eval()
     _randomize_bn(model)
     path = tmp_path_factory.mktemp("ckpt") / "model.pt"
-    save_checkpoint(path, make_checkpoint(model, ARCH, VISTAS, (48, 64), step=7, best_miou=0.25))
+    save_checkpoint(path, make_checkpoint(model, request.param, VISTAS, (48, 64), step=7, best_miou=0.25))
     return path
 
 
@@ -103,7 +103,8 @@ def test_predict_matches_manual_pipeline_and_full(predictor, ckpt_path):
 
 def test_meta_and_classes(predictor, ckpt_path):
     m = predictor.meta
-    assert m["arch"] == ARCH and m["steps"] == 7 and m["input_size"] == (48, 64)
+    assert m["arch"] == torch.load(ckpt_path, weights_only=True)["model_args"]["arch"]
+    assert m["steps"] == 7 and m["input_size"] == (48, 64)
     assert m["best_miou"] == 0.25 and m["val_miou"] is None and m["path"] == str(ckpt_path)
     assert predictor.classes == VISTAS
 
