@@ -9,7 +9,8 @@ runs after warm-up:
 - agreement: fraction of pixels where predict and naive give the same class (validation frames);
 - flop_limit_ms: model FLOPs / this machine's measured fp32 GEMM rate (a lower bound for fp32);
 - train_img_s, loader_img_s, synth_img_s: training throughput of `seg.train --preset demo`, of its data
-  pipeline alone (same workers), and of the synthetic renderer.
+  pipeline alone (same workers), and of the synthetic renderer. The preset's frame pool is cut to
+  BENCH_POOL frames: the pool's size sets how long it takes to render up front, not the cost of a step.
 The *_kitti keys repeat forward/predict/naive/agreement on 1242x375 KITTI-shaped frames.
 """
 from __future__ import annotations
@@ -136,6 +137,9 @@ def pipeline_figures(pred: Predictor, naive: NaivePipeline, imgs: list[Image.Ima
     }
 
 
+BENCH_POOL = 64
+
+
 def train_figures(steps: int) -> dict:
     """img/s of `seg.train --preset demo` (subprocess, from its metrics.jsonl) and of its loader alone."""
     from . import train as T
@@ -145,6 +149,8 @@ def train_figures(steps: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "seg.train", "--preset", "demo", "--steps", str(steps), "--out", tmp,
                "--log-every", "5", "--eval-every", str(10 * steps), "--checkpoint-every", str(10 * steps)]
+        if T.PRESETS["demo"].get("synth_pool"):
+            cmd += ["--synth-pool", str(BENCH_POOL)]
         env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
         r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=300)
         rows = []
@@ -159,11 +165,13 @@ def train_figures(steps: int) -> dict:
 
     parser = T.get_args_parser()
     args = T.resolve_args(parser.parse_args(["--preset", "demo", "--out", "unused"]), parser)
+    args.synth_pool = min(args.synth_pool, BENCH_POOL)
     args._resume_step = 0
     cw, ch = parse_size(args.crop or args.size)
     sw, sh = parse_size(args.size)
     ds = T.get_dataset(args, True, (ch, cw), (sh, sw))
-    loader = torch.utils.data.DataLoader(ds, batch_size=args.batch_size, num_workers=args.workers)
+    endless = torch.utils.data.RandomSampler(ds, replacement=True, num_samples=1 << 30) if hasattr(ds, "__len__") else None
+    loader = torch.utils.data.DataLoader(ds, batch_size=args.batch_size, sampler=endless, num_workers=args.workers)
     it = iter(loader)
     next(it)  # worker start-up
     n_batches = max(3, steps // 4)

@@ -1,4 +1,4 @@
-"""seg.data: pairing, label reading by palette index, transforms, SynthStream, list_images, KittiFrames."""
+"""seg.data: pairing, label reading by palette index, transforms, SynthStream, SynthPool, list_images, KittiFrames."""
 from __future__ import annotations
 
 import json
@@ -12,7 +12,7 @@ from torchvision import tv_tensors
 
 from seg import data
 from seg.classes import IGNORE_INDEX, VISTAS
-from seg.data import DataError, KittiFrames, SynthStream, VistasDataset, check_split, get_transform, list_images
+from seg.data import DataError, KittiFrames, SynthPool, SynthStream, VistasDataset, check_split, get_transform, list_images
 
 W, H = 64, 48
 CAR = (0, 0, 142)
@@ -261,6 +261,26 @@ def test_synth_stream_in_real_dataloader_workers(fake_synth):
     seeds = [_seed_of(next(it)[0]) for _ in range(6)]
     del it
     assert sorted(seeds) == sorted(_take(SynthStream(size=(16, 8), seed=0), 6))
+
+
+def test_synth_pool_holds_the_streams_frames_and_augments_afresh(fake_synth):
+    pool = SynthPool(5, size=(16, 8), seed=3, processes=1)
+    assert len(pool) == 5 and pool.images.shape == (5, 8, 16, 3) and pool.labels.dtype == np.uint8
+    assert [_seed_of(pool[i][0]) for i in range(5)] == _take(SynthStream(size=(16, 8), seed=3), 5)
+    pool[0][0][0, 0, 0] = 0  # an item is a copy: changing it leaves the pool intact
+    assert _seed_of(pool[0][0]) == _take(SynthStream(size=(16, 8), seed=3), 1)[0]
+    aug = SynthPool(2, size=(32, 24), seed=3, processes=1, transforms=get_transform(True, crop_size=(16, 16)))
+    draws = {aug[0][0].sum().item() for _ in range(6)}
+    assert len(draws) > 1  # random crops/flips/jitter drawn at each access, not once
+    with pytest.raises(ValueError, match="at least 1"):
+        SynthPool(0, processes=1)
+
+
+def test_synth_pool_renders_the_same_in_spawned_processes():
+    one = SynthPool(3, size=(48, 32), seed=5, processes=1)
+    two = SynthPool(3, size=(48, 32), seed=5, processes=2)
+    assert np.array_equal(one.images, two.images) and np.array_equal(one.labels, two.labels)
+    assert len(np.unique(one.labels)) > 3  # real street frames, not blanks
 
 
 def test_list_images_any_case(tmp_path):

@@ -152,7 +152,8 @@ def test_label_out_of_range_is_reported_by_file(tiny_vistas, tmp_path, capsys):
     assert "f001.png" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("bad", [["--arch", "resnet9000"], ["--size", "0x5"], ["--steps", "0"], ["--amp", "--device", "cpu"]])
+@pytest.mark.parametrize("bad", [["--arch", "resnet9000"], ["--size", "0x5"], ["--steps", "0"], ["--amp", "--device", "cpu"],
+                                 ["--logit-adjust", "-1"], ["--synth-pool", "-2"], ["--loss-at", "half"]])
 def test_bad_flags_are_rejected_without_traceback(tiny_vistas, tmp_path, bad):
     args = [sys.executable, "-m", "seg.train", "--data", str(tiny_vistas), "--out", str(tmp_path / "r"), *FAST, *bad]
     r = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=120)
@@ -177,33 +178,6 @@ def test_time_limit_ends_run_early_with_lr_annealed(tiny_vistas, tmp_path):
     assert train[-1]["lr"] == 0.0  # decayed by the clock, not by the (far) step count
 
 
-def test_class_weights_favour_rare_classes(tiny_vistas):
-    from seg.data import VistasDataset
-    ds = VistasDataset(tiny_vistas, "training")
-    w = T.class_weights(ds, 66, 65, samples=8, device="cpu")
-    # road and sky cover most pixels, the car a small box: rarer class, larger weight
-    assert w[55] > w[13] and w[55] > w[27]
-    counts = torch.zeros(66)
-    for _, t in (ds[i] for i in range(len(ds))):
-        counts += torch.bincount(t.reshape(-1), minlength=66).float()
-    freq = counts / counts.sum()
-    assert float((w * freq).sum()) == pytest.approx(1.0, rel=1e-4)  # pixel-weighted mean weight is 1
-    assert float(w.max()) <= 10.0 + 1e-6
-
-
-def test_recalibrate_bn_replaces_stale_statistics():
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4))
-    bn = model[1]
-    bn.running_mean.fill_(100.0)  # stale statistics from "earlier weights"
-    batches = [(torch.randn(2, 3, 8, 8) + i, None) for i in range(3)]
-    assert T.recalibrate_bn(model, iter(batches), "cpu") == 3
-    with torch.no_grad():
-        expect = torch.stack([model[0](x).mean((0, 2, 3)) for x, _ in batches]).mean(0)
-    assert torch.allclose(bn.running_mean, expect, atol=1e-5)  # cumulative average of the batch means
-    assert bn.momentum == 0.1  # restored afterwards
-
-
 def test_bad_label_met_inside_a_loader_worker_is_one_line(tiny_vistas, tmp_path, monkeypatch, capsys):
     from PIL import Image
     import numpy as np
@@ -216,3 +190,43 @@ def test_bad_label_met_inside_a_loader_worker_is_one_line(tiny_vistas, tmp_path,
     assert run_cli("--data", tiny_vistas, "--out", tmp_path / "run", "--steps", 2, *args) == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("error:") and ".png" in err and "outside the 66-class table" in err
+
+
+def test_logit_adjust_changes_only_the_output_bias_against_rare_classes(tiny_vistas, tmp_path):
+    from seg.model import output_conv
+
+    base = ["--data", tiny_vistas, "--steps", 2, "--log-every", 1, "--eval-every", 2, "--class-weights", "sqrt-inv",
+            *FAST]
+    assert run_cli(*base, "--out", tmp_path / "plain") == 0
+    assert run_cli(*base, "--out", tmp_path / "adj", "--logit-adjust", "1") == 0
+    plain = load_checkpoint(tmp_path / "plain" / "last.pt")
+    adj = load_checkpoint(tmp_path / "adj" / "last.pt")
+    model = model_from_checkpoint(adj)
+    bias_key = next(n for n, m in model.named_modules() if m is output_conv(model)) + ".bias"
+    changed = [k for k in plain["model"] if not torch.equal(plain["model"][k], adj["model"][k])]
+    assert changed == [bias_key]  # same training, same weights: only the folded bias differs
+    delta = adj["model"][bias_key] - plain["model"][bias_key]
+    # car (55) covers a small box, road (13) most of the frame: the rare class is pushed down, -log(w)
+    assert delta[55] < delta[13] and abs(float(delta[13])) < abs(float(delta[55]))
+    lines = [json.loads(l) for l in (tmp_path / "adj" / "metrics.jsonl").read_text().splitlines()]
+    before = [r for r in lines if "logit_adjust" in r]
+    assert len(before) == 1 and before[0]["logit_adjust"] == 1.0 and 0 <= before[0]["val_miou_before"] <= 1
+
+
+def test_loss_at_head_resolution_scores_the_label_at_each_cell_centre():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 5, 3, 4)  # a 1/4-resolution head on a 12x16 crop
+    target = torch.randint(0, 5, (2, 12, 16))
+    target[0, 2, 2] = 4  # the ignore index at one cell centre is ignored there too
+    expected = torch.nn.functional.cross_entropy(logits, target[:, 2::4, 2::4], ignore_index=4)
+    torch.testing.assert_close(T.criterion(logits, target, 4), expected)
+    full = torch.randn(2, 5, 12, 16)
+    torch.testing.assert_close(T.criterion(full, target, 4),
+                               torch.nn.functional.cross_entropy(full, target, ignore_index=4))
+
+
+def test_pool_smaller_than_a_batch_is_an_error_not_an_endless_loop(tmp_path, capsys):
+    assert run_cli("--data", "synth", "--synth-pool", 2, "--out", tmp_path / "r", "--steps", 1,
+                   "--size", "64x48", "--batch-size", 4, "--workers", 0, "--threads", 1) == 1
+    err = capsys.readouterr().err
+    assert "--synth-pool: 2 frames" in err and "--batch-size 4" in err and "Traceback" not in err
