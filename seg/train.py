@@ -27,7 +27,7 @@ from .calibrate import class_weights, logit_adjustment, recalibrate_bn
 from .checkpoint import CheckpointError, load_checkpoint, make_checkpoint, save_checkpoint, slim
 from .data import DataError, SynthPool, SynthStream, VistasDataset, check_split, get_transform
 from .metrics import ConfusionMatrix
-from .model import DEFAULT_ARCH, add_logit_bias, create_model, list_models
+from .model import DEFAULT_ARCH, add_logit_bias, create_model, list_models, output_conv
 from .paths import DEFAULT_DATA
 from .cliutil import parse_size
 
@@ -173,6 +173,7 @@ def train(args, model, model_without_ddp, optimizer, scheduler, scaler, loader_i
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
 
     last_eval = [None, None]  # (step, mIoU) of the latest evaluation
+    raw_bias = [None]  # output bias before the logit adjustment, so --resume goes on from unadjusted weights
 
     def save(step: int, elapsed: float, best: bool = False) -> None:
         if not main:
@@ -184,6 +185,7 @@ def train(args, model, model_without_ddp, optimizer, scheduler, scaler, loader_i
             args={k: v for k, v in vars(args).items() if not k.startswith("_")},
             best_miou=best_miou, elapsed=elapsed,
             val_miou=last_eval[1] if last_eval[0] == step else None,  # of exactly these weights
+            unadjusted_bias=raw_bias[0],
         )
         save_checkpoint(out / "last.pt", ckpt)
         save_checkpoint(out / "model.pt", slim(ckpt))
@@ -257,6 +259,7 @@ def train(args, model, model_without_ddp, optimizer, scheduler, scaler, loader_i
                                   args.eval_limit)
                 if main:
                     log.write({"step": step, "logit_adjust": args.logit_adjust, "val_miou_before": before["miou"]})
+                raw_bias[0] = output_conv(model_without_ddp).bias.tolist()
                 add_logit_bias(model_without_ddp, logit_adjustment(weight, args.logit_adjust))
             if step % args.eval_every == 0 or last:
                 m = evaluate(model_without_ddp, val_set, device, classes.num_classes, classes.ignore_index, args.eval_limit)
@@ -338,6 +341,9 @@ def main(args) -> int:
         if resume["model_args"]["arch"] != args.arch:
             raise CheckpointError(f"{out / 'last.pt'}: was trained as {resume['model_args']['arch']}, not {args.arch}")
         model_without_ddp.load_state_dict(resume["model"])
+        if resume.get("unadjusted_bias") is not None:  # a finished, logit-adjusted run: undo it exactly
+            with torch.no_grad():
+                output_conv(model_without_ddp).bias.copy_(torch.tensor(resume["unadjusted_bias"]))
         optimizer.load_state_dict(resume["optimizer"])
         scheduler.load_state_dict(resume["scheduler"])
         if scaler is not None and resume.get("scaler"):

@@ -230,3 +230,16 @@ def test_pool_smaller_than_a_batch_is_an_error_not_an_endless_loop(tmp_path, cap
                    "--size", "64x48", "--batch-size", 4, "--workers", 0, "--threads", 1) == 1
     err = capsys.readouterr().err
     assert "--synth-pool: 2 frames" in err and "--batch-size 4" in err and "Traceback" not in err
+
+
+def test_resuming_an_adjusted_run_goes_on_from_unadjusted_weights(tiny_vistas, tmp_path):
+    base = ["--data", tiny_vistas, "--log-every", 1, "--eval-every", 100, "--class-weights", "sqrt-inv", *FAST]
+    for name, extra in (("plain", []), ("adj", ["--logit-adjust", "1"])):
+        assert run_cli(*base, "--out", tmp_path / name, "--steps", 2, *extra) == 0
+        assert run_cli(*base, "--out", tmp_path / name, "--steps", 4, "--resume", *extra) == 0
+    plain = load_checkpoint(tmp_path / "plain" / "last.pt")["model"]
+    adj = load_checkpoint(tmp_path / "adj" / "last.pt")
+    # the same training from the same weights: only the output bias differs, by the final adjustment alone
+    changed = [k for k in plain if not torch.equal(plain[k], adj["model"][k])]
+    assert len(changed) == 1 and changed[0].endswith("bias")
+    torch.testing.assert_close(torch.tensor(adj["unadjusted_bias"]), plain[changed[0]])
