@@ -1,5 +1,6 @@
 """Class balance and post-training calibration: loss weights for rare classes, the logit offset that
-undoes their bias at the end, and batch-norm statistics re-estimated for the final weights."""
+undoes their bias at the end, batch-norm statistics re-estimated for the final weights, and per-class
+logit offsets fitted to held-out frames."""
 from __future__ import annotations
 
 import torch
@@ -71,3 +72,79 @@ def recalibrate_bn(model: nn.Module, batches, device, channels_last: bool = Fals
             for buf in (m.running_mean, m.running_var):
                 buf.copy_(D.all_reduce_sum(buf.clone()) / D.world_size())
     return n
+
+
+@torch.inference_mode()
+def heldout_scores(model: nn.Module, frames, device, every: int = 16, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Full-size logits of held-out frames at a random 1/`every` of their pixels, and the labels there.
+
+    `frames` yields (normalized (3, H, W) image, (H, W) int64 label) pairs. The logits are the model's own
+    (bilinear upsample to the frame, as evaluation scores them), so a fit on them sees the boundaries and
+    thin structures that evaluation counts; a fit on the head's low-resolution grid did not carry over to
+    full-size mIoU (bundled model: +0.7 points there, +0.04 at full size). Returns ((N, C) float32, (N,) int64).
+    """
+    model.eval()
+    g = torch.Generator().manual_seed(seed)
+    scores, labels = [], []
+    for image, target in frames:
+        logits = model(image.unsqueeze(0).to(device))[0].float().cpu()  # (C, H, W)
+        n = target.numel()
+        idx = torch.randperm(n, generator=g)[: max(1, n // every)]
+        scores.append(logits.flatten(1)[:, idx].T.contiguous())
+        labels.append(target.reshape(-1)[idx])
+    return torch.cat(scores), torch.cat(labels)
+
+
+def _miou(cm: torch.Tensor, ignore_index: int | None) -> float:
+    inter = cm.diag()
+    union = cm.sum(0) + cm.sum(1) - inter
+    valid = union > 0
+    if ignore_index is not None:
+        valid[ignore_index] = False
+    return float((inter[valid] / union[valid]).mean()) if valid.any() else float("nan")
+
+
+def _confusion(labels: torch.Tensor, pred: torch.Tensor, c: int) -> torch.Tensor:
+    return torch.bincount(labels * c + pred, minlength=c * c).reshape(c, c).double()
+
+
+def miou_with_bias(scores: torch.Tensor, labels: torch.Tensor, bias: torch.Tensor, ignore_index: int | None) -> float:
+    """mIoU of argmax(scores + bias) over (N, C) scores, classes present in truth or prediction."""
+    c = scores.shape[1]
+    keep = labels != ignore_index if ignore_index is not None else torch.ones_like(labels, dtype=torch.bool)
+    return _miou(_confusion(labels[keep], (scores[keep] + bias).argmax(1), c), ignore_index)
+
+
+def fit_logit_bias(scores: torch.Tensor, labels: torch.Tensor, ignore_index: int | None,
+                   steps: tuple[float, ...] = (1.0, 0.5, 0.25), rounds: int = 2) -> tuple[torch.Tensor, float, float]:
+    """Per-class logit offsets that maximise mIoU on held-out pixels, by coordinate ascent.
+
+    mIoU weighs a class's false positives against its misses in a way no single temperature or prior
+    correction matches class by class. Each round tries every class (present in truth or prediction) at
+    offsets +-steps (halved each round) and keeps the best gain. Held-out frames only: fitting on the
+    validation set would make its score a training score. Returns ((C,) offsets, mIoU before, mIoU after).
+    """
+    c = scores.shape[1]
+    if ignore_index is not None:
+        keep = labels != ignore_index  # ignored pixels count for no class, whatever is predicted there
+        scores, labels = scores[keep], labels[keep]
+    bias = torch.zeros(c)
+    before = best = miou_with_bias(scores, labels, bias, ignore_index)
+    classes = sorted((set(labels.unique().tolist()) | set(scores.argmax(1).unique().tolist())) - {ignore_index})
+    for r in range(rounds):
+        for k in classes:
+            # Moving class k's offset only decides between k and the best other class, so one pass for
+            # that runner-up makes each trial offset a cheap comparison instead of a full argmax.
+            shifted = scores + bias
+            own = shifted[:, k].clone()
+            shifted[:, k] = float("-inf")
+            runner, runner_id = shifted.max(1)
+            del shifted
+            choice = 0.0
+            for d in (s * 0.5 ** r * sign for s in steps for sign in (1, -1)):
+                pred = torch.where(own + d > runner, k, runner_id)
+                m = _miou(_confusion(labels, pred, c), ignore_index)
+                if m > best + 1e-6:
+                    best, choice = m, d
+            bias[k] += choice
+    return bias, before, miou_with_bias(scores, labels, bias, ignore_index)

@@ -229,18 +229,19 @@ class SynthPool(Dataset):
     Rendering a frame costs several times its augmentation, and on a small CPU a DataLoader worker that
     renders competes with the training step for the same cores; a pool keeps the augmentation random
     but renders each frame only once. Frame i is SynthStream's training frame i (seed
-    `seg.synth.frame_seed("training", seed, i)`), rendered by `processes` spawned processes. Item i is
-    like `VistasDataset`'s. Memory: about 0.8 MB per 512x384 frame.
+    `seg.synth.frame_seed(split, seed, i)`, split "training"), rendered by `processes` spawned processes.
+    `split="validation"` gives the frames `python -m seg.synth --seed SEED` writes to validation/ instead
+    (held-out frames for calibration). Item i is like `VistasDataset`'s. Memory: about 0.8 MB per 512x384 frame.
     """
 
     def __init__(self, n: int, size: tuple[int, int] = (512, 384), seed: int = 0, transforms=None,
-                 processes: int | None = None):
+                 processes: int | None = None, split: str = "training"):
         import multiprocessing as mp
 
         if n < 1:
             raise ValueError(f"a synthetic pool needs at least 1 frame, got {n}")
         self.size, self.seed, self.transforms = tuple(size), int(seed), transforms
-        jobs = [(synth.frame_seed("training", self.seed, i), self.size) for i in range(n)]
+        jobs = [(synth.frame_seed(split, self.seed, i), self.size) for i in range(n)]
         processes = max(1, min(processes or os.cpu_count() or 1, n))
         w, h = self.size
         self.images = np.empty((n, h, w, 3), np.uint8)  # filled in place: no second copy at the peak

@@ -1,9 +1,12 @@
-"""seg.calibrate: class weights favour rare classes, the logit adjustment undoes them in proportion, and
-batch-norm recalibration replaces stale running statistics."""
+"""seg.calibrate: class weights favour rare classes, the logit adjustment undoes them in proportion,
+batch-norm recalibration replaces stale running statistics, and the held-out bias fit finds the offsets
+that maximise mIoU."""
 import pytest
 import torch
 
-from seg.calibrate import class_weights, logit_adjustment, recalibrate_bn
+from seg.calibrate import (class_weights, fit_logit_bias, heldout_scores, logit_adjustment, miou_with_bias,
+                           recalibrate_bn)
+from seg.metrics import ConfusionMatrix
 
 
 def test_class_weights_favour_rare_classes(tiny_vistas):
@@ -38,3 +41,58 @@ def test_logit_adjustment_undoes_weights_in_proportion():
     adj = logit_adjustment(w, 1.0)
     torch.testing.assert_close(adj, torch.tensor([0.0, -torch.log(torch.tensor(4.0)), torch.log(torch.tensor(4.0)), 0.0]))
     torch.testing.assert_close(logit_adjustment(w, 0.5), adj * 0.5)
+
+
+def _biased_problem(n=6000, seed=0):
+    """Scores whose labels are argmax(scores + true offset): the fit should find that offset."""
+    g = torch.Generator().manual_seed(seed)
+    scores = torch.randn(n, 4, generator=g)
+    true = torch.tensor([0.0, 1.0, -0.5, 0.0])
+    return scores, (scores + true).argmax(1), true
+
+
+def test_fit_logit_bias_recovers_the_offset_that_makes_predictions_right():
+    scores, labels, true = _biased_problem()
+    labels[:600] = 3  # class 3 is the ignore index here: those pixels count for nothing
+    bias, before, after = fit_logit_bias(scores, labels, ignore_index=3)
+    assert before < 0.6 and after == 1.0
+    torch.testing.assert_close(bias, true)
+    assert miou_with_bias(scores, labels, bias, 3) == after
+
+
+def test_fit_logit_bias_never_lowers_the_score_and_ignores_ignored_pixels():
+    scores, labels, _ = _biased_problem(seed=1)
+    plain = fit_logit_bias(scores, labels, ignore_index=3)
+    # extra ignored pixels with scores that would favour any class change nothing
+    extra = torch.randn(3000, 4) * 5
+    more = fit_logit_bias(torch.cat([scores, extra]), torch.cat([labels, torch.full((3000,), 3)]), ignore_index=3)
+    torch.testing.assert_close(more[0], plain[0])
+    assert more[1:] == plain[1:] and plain[2] >= plain[1]
+    # already right: nothing to gain, nothing moves
+    right = (scores).argmax(1)
+    bias, before, after = fit_logit_bias(scores, right, ignore_index=None)
+    assert before == after == 1.0 and not bias.any()
+
+
+def test_miou_with_bias_matches_the_evaluation_confusion_matrix():
+    g = torch.Generator().manual_seed(2)
+    scores, labels = torch.randn(5000, 6, generator=g), torch.randint(0, 6, (5000,), generator=g)
+    bias = torch.tensor([0.0, 0.3, -0.2, 0.0, 0.5, 0.0])
+    cm = ConfusionMatrix(6, ignore_index=5)
+    cm.update(labels, (scores + bias).argmax(1))
+    assert miou_with_bias(scores, labels, bias, 5) == pytest.approx(cm.compute()["miou"], abs=1e-9)
+
+
+def test_heldout_scores_pair_each_sampled_logit_with_the_label_at_its_pixel():
+    class Coordinates(torch.nn.Module):  # "logits" = the pixel's row and column, and a constant
+        def forward(self, x):
+            return x
+
+    h, w = 12, 16
+    rows, cols = torch.meshgrid(torch.arange(h).float(), torch.arange(w).float(), indexing="ij")
+    image = torch.stack([rows, cols, torch.ones(h, w)])
+    target = (rows * w + cols).long()  # a different label at every pixel
+    scores, labels = heldout_scores(Coordinates(), [(image, target), (image, target)], "cpu", every=4, seed=0)
+    assert scores.shape == (2 * h * w // 4, 3) and labels.shape == (2 * h * w // 4,)
+    torch.testing.assert_close((scores[:, 0] * w + scores[:, 1]).long(), labels)
+    assert len(set(labels[: h * w // 4].tolist())) == h * w // 4  # distinct pixels within a frame

@@ -153,7 +153,8 @@ def test_label_out_of_range_is_reported_by_file(tiny_vistas, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("bad", [["--arch", "resnet9000"], ["--size", "0x5"], ["--steps", "0"], ["--amp", "--device", "cpu"],
-                                 ["--logit-adjust", "-1"], ["--synth-pool", "-2"], ["--loss-at", "half"]])
+                                 ["--logit-adjust", "-1"], ["--synth-pool", "-2"], ["--loss-at", "half"],
+                                 ["--bias-fit", "-1"], ["--bias-fit", "4"], ["--bias-fit", "4", "--bias-fit-data", "/nonexistent"]])
 def test_bad_flags_are_rejected_without_traceback(tiny_vistas, tmp_path, bad):
     args = [sys.executable, "-m", "seg.train", "--data", str(tiny_vistas), "--out", str(tmp_path / "r"), *FAST, *bad]
     r = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=120)
@@ -243,3 +244,26 @@ def test_resuming_an_adjusted_run_goes_on_from_unadjusted_weights(tiny_vistas, t
     changed = [k for k in plain if not torch.equal(plain[k], adj["model"][k])]
     assert len(changed) == 1 and changed[0].endswith("bias")
     torch.testing.assert_close(torch.tensor(adj["unadjusted_bias"]), plain[changed[0]])
+
+
+def test_bias_fit_changes_only_the_output_bias_and_logs_the_held_out_gain(tiny_vistas, tmp_path):
+    base = ["--data", tiny_vistas, "--steps", 2, "--log-every", 1, "--eval-every", 2, *FAST]
+    assert run_cli(*base, "--out", tmp_path / "plain") == 0
+    assert run_cli(*base, "--out", tmp_path / "fit", "--bias-fit", 3, "--bias-fit-data", tiny_vistas) == 0
+    plain = load_checkpoint(tmp_path / "plain" / "last.pt")
+    fit = load_checkpoint(tmp_path / "fit" / "last.pt")
+    changed = [k for k in plain["model"] if not torch.equal(plain["model"][k], fit["model"][k])]
+    assert len(changed) == 1 and changed[0].endswith("bias")  # same training, same weights
+    torch.testing.assert_close(torch.tensor(fit["unadjusted_bias"]), plain["model"][changed[0]])
+    lines = [json.loads(l) for l in (tmp_path / "fit" / "metrics.jsonl").read_text().splitlines()]
+    row = next(r for r in lines if "bias_fit" in r)
+    assert row["bias_fit"] == 3 and row["heldout_miou_after"] > row["heldout_miou_before"]
+    # what the log says was gained is what the saved offsets give on those frames
+    from seg.calibrate import heldout_scores, miou_with_bias
+    from seg.data import VistasDataset, get_transform
+    frames = VistasDataset(tiny_vistas, "validation", transforms=get_transform(False, (48, 64)))
+    model = model_from_checkpoint(plain).float()
+    scores, labels = heldout_scores(model, [frames[i] for i in range(3)], "cpu", every=32, seed=0)
+    delta = fit["model"][changed[0]].float() - plain["model"][changed[0]].float()
+    assert miou_with_bias(scores, labels, delta, 65) == pytest.approx(row["heldout_miou_after"], abs=1e-6)
+    assert miou_with_bias(scores, labels, torch.zeros(66), 65) == pytest.approx(row["heldout_miou_before"], abs=1e-6)
