@@ -349,6 +349,11 @@ def main(args) -> int:
         problems = check_split(args.data, "training", max_files=None if args.check_all else 200)
         if problems:
             raise DataError(f"{len(problems)} problem(s) in {args.data}/training, first: " + " | ".join(problems[:3]))
+    if args.bias_fit and args.bias_fit_data:  # checked now, not after the run has trained for hours
+        problems = check_split(args.bias_fit_data, "validation", max_files=args.bias_fit)
+        if problems:
+            raise DataError(f"--bias-fit-data: {len(problems)} problem(s) in {args.bias_fit_data}/validation, "
+                            "first: " + " | ".join(problems[:3]))
     train_set = get_dataset(args, True, crop_hw, size_hw)
     val_set = get_dataset(args, False, crop_hw, size_hw)
     classes = val_set.classes if args.data == "synth" else train_set.classes

@@ -267,3 +267,15 @@ def test_bias_fit_changes_only_the_output_bias_and_logs_the_held_out_gain(tiny_v
     delta = fit["model"][changed[0]].float() - plain["model"][changed[0]].float()
     assert miou_with_bias(scores, labels, delta, 65) == pytest.approx(row["heldout_miou_after"], abs=1e-6)
     assert miou_with_bias(scores, labels, torch.zeros(66), 65) == pytest.approx(row["heldout_miou_before"], abs=1e-6)
+
+
+def test_broken_bias_fit_data_is_reported_before_training(tiny_vistas, tmp_path, capsys):
+    import shutil
+    held = tmp_path / "held"
+    shutil.copytree(tiny_vistas, held)
+    (held / "validation" / "labels" / "f001.png").unlink()
+    out = tmp_path / "run"
+    assert run_cli("--data", tiny_vistas, "--out", out, "--steps", 2, "--bias-fit", 3, "--bias-fit-data", held, *FAST) == 1
+    err = capsys.readouterr().err
+    assert "--bias-fit-data" in err and "f001" in err and "Traceback" not in err
+    assert not (out / "last.pt").exists()  # refused up front, not after training
