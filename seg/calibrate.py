@@ -75,7 +75,8 @@ def recalibrate_bn(model: nn.Module, batches, device, channels_last: bool = Fals
 
 
 @torch.inference_mode()
-def heldout_scores(model: nn.Module, frames, device, every: int = 16, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def heldout_scores(model: nn.Module, frames, device, every: int = 16,
+                   seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Full-size logits of held-out frames at a random 1/`every` of their pixels, and the labels there.
 
     `frames` yields (normalized (3, H, W) image, (H, W) int64 label) pairs. The logits are the model's own

@@ -182,8 +182,8 @@ def get_transform(
     Train: resize the short side to a random `base_size * s`, s in `scale_range` (`base_size` defaults to
     the short side of `crop_size`), pad to at least `crop_size` (mask padded with `ignore_index`), random
     crop to `crop_size` (H, W), horizontal flip, mild brightness/contrast/saturation jitter. Eval: resize
-    to `crop_size` (H, W) when given, else keep the size. Images resize bilinear + antialias; masks always nearest (v2 dispatches
-    tv_tensors.Mask to nearest), so no interpolated ids appear.
+    to `crop_size` (H, W) when given, else keep the size. Images resize bilinear + antialias; masks always
+    nearest (v2 dispatches tv_tensors.Mask to nearest), so no interpolated ids appear.
     """
     if train:
         if crop_size is None:
