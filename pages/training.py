@@ -90,6 +90,25 @@ def charts():
     )
 
 
+    stages = {r.name: runlog.calibration(r) for r in runs}
+    stages = {k: v for k, v in stages.items() if v}
+    if stages:
+        st.subheader("End-of-run calibration")
+        st.caption("Validation mIoU after each step that ran once training ended. Both fit on training statistics "
+                   "or held-out frames, never on the validation set shown here.")
+        st.dataframe(
+            [{"run": name, **s, "val_miou": None if s["val_miou"] is None else 100 * s["val_miou"]}
+             for name, v in stages.items() for s in v],
+            hide_index=True, width="stretch", key="train_calibration",
+            column_config={
+                "run": st.column_config.TextColumn("Run"),
+                "stage": st.column_config.TextColumn("Stage"),
+                "val_miou": st.column_config.NumberColumn("Val mIoU", format="%.1f%%"),
+                "detail": st.column_config.TextColumn("Detail"),
+            },
+        )
+
+
 # Only a live run needs polling; a finished run's page stays still.
 any_live = auto and any(runlog.is_live(by_name[n]) for n in chosen)
 st.fragment(charts, run_every=REFRESH_S if any_live else None)()

@@ -1,9 +1,11 @@
 """Reading training run logs (`RUNDIR/metrics.jsonl`) for the Training page and scripts.
 
-A line is one JSON object: a train row `{"step", "loss", "lr", "img_per_s", "time"}` or an eval row
-`{"step", "val_miou", "val_pixel_acc"}`. The two are kept apart so evaluation lines never bend the
-training curve's x axis. The trainer may be writing the file while we read it, so a last line that is
-not yet complete is skipped; a broken line anywhere else is an error naming the file and line.
+A line is one JSON object: a train row `{"step", "loss", "lr", "img_per_s", "time"}`, an eval row
+`{"step", "val_miou", "val_pixel_acc"}`, or an event (the end-of-run calibration steps,
+`{"step", "logit_adjust", "val_miou_before"}` and `{"step", "bias_fit", ..., "val_miou_before"}`). They are
+kept apart so evaluation lines never bend the training curve's x axis. The trainer may be writing the
+file while we read it, so a last line that is not yet complete is skipped; a broken line anywhere else is
+an error naming the file and line.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ class RunData:
     train: list[dict] = field(default_factory=list)
     eval: list[dict] = field(default_factory=list)
     mtime: float = 0.0
+    events: list[dict] = field(default_factory=list)
 
     @property
     def live(self) -> bool:
@@ -41,16 +44,22 @@ class RunData:
 
 
 def read_metrics(path: str | Path) -> tuple[list[dict], list[dict]]:
-    """Parse a metrics.jsonl into `(train_rows, eval_rows)`.
+    """Parse a metrics.jsonl into `(train_rows, eval_rows)` (see `read_log`; events left out)."""
+    train, evals, _ = read_log(path)
+    return train, evals
 
-    Train rows are those with a "loss", eval rows those with a "val_miou"; other objects (future
-    event kinds) are ignored. A half-written last line (no trailing newline, not valid JSON) is
-    skipped. Raises RunLogError for a broken line before the last, FileNotFoundError if absent.
+
+def read_log(path: str | Path) -> tuple[list[dict], list[dict], list[dict]]:
+    """Parse a metrics.jsonl into `(train_rows, eval_rows, events)`.
+
+    Train rows are those with a "loss", eval rows those with a "val_miou", events every other object
+    with a "step". A half-written last line (no trailing newline, not valid JSON) is skipped. Raises
+    RunLogError for a broken line before the last, FileNotFoundError if absent.
     """
     path = Path(path)
     text = path.read_text(encoding="utf-8", errors="replace")
     lines = text.split("\n")
-    train, evals = [], []
+    train, evals, events = [], [], []
     for i, line in enumerate(lines):
         line = line.strip()
         if not line:
@@ -67,7 +76,9 @@ def read_metrics(path: str | Path) -> tuple[list[dict], list[dict]]:
             train.append(row)
         elif "val_miou" in row:
             evals.append(row)
-    return train, evals
+        else:
+            events.append(row)
+    return train, evals, events
 
 
 def ema(values: list[float], weight: float) -> list[float]:
@@ -120,8 +131,34 @@ def run_name(run_dir: Path, runs_root: Path) -> str:
 def load_run(run_dir: str | Path, name: str | None = None) -> RunData:
     """Read `run_dir/metrics.jsonl` into a RunData."""
     path = Path(run_dir) / METRICS_FILE
-    train, evals = read_metrics(path)
-    return RunData(name or Path(run_dir).name, path, train, evals, path.stat().st_mtime)
+    train, evals, events = read_log(path)
+    return RunData(name or Path(run_dir).name, path, train, evals, path.stat().st_mtime, events)
+
+
+def calibration(run: RunData) -> list[dict]:
+    """The end-of-run calibration as stages: `[{"stage", "val_miou", "detail"}, ...]`, [] when there was none.
+
+    Each calibration event logs the validation mIoU just before it; the evaluation at (or after) the last
+    event's step is the score after it. So a run with both steps reads: trained -> logit adjustment ->
+    bias fit, each with the validation mIoU it left behind. A run killed mid-way shows the stages it reached.
+    """
+    steps = [e for e in run.events if "val_miou_before" in e and ("logit_adjust" in e or "bias_fit" in e)]
+    if not steps:
+        return []
+    stages = [{"stage": "trained", "val_miou": steps[0]["val_miou_before"], "detail": "after the last step"}]
+    for i, e in enumerate(steps):
+        if "logit_adjust" in e:
+            name, detail = "logit adjustment", f"−{e['logit_adjust']:g} × log(class weight)"
+        else:
+            name = "bias fit"
+            detail = f"{e['bias_fit']} held-out frames"
+            if e.get("heldout_miou_before") is not None and e.get("heldout_miou_after") is not None:
+                held = (100 * e["heldout_miou_before"], 100 * e["heldout_miou_after"])
+                detail += f", their mIoU {held[0]:.1f}% → {held[1]:.1f}%"
+        nxt = steps[i + 1]["val_miou_before"] if i + 1 < len(steps) else next(
+            (r["val_miou"] for r in run.eval if r["step"] >= e["step"] and r.get("val_miou") is not None), None)
+        stages.append({"stage": name, "val_miou": nxt, "detail": detail})
+    return stages
 
 
 def elapsed_s(train_rows: list[dict]) -> list[float | None]:

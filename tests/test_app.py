@@ -72,6 +72,13 @@ def test_training_page_lists_runs_and_reacts_to_settings(standins):
     summary = at.dataframe[0].value
     assert set(summary["run"]) >= {"demo", "sweep/lr-high"}
     assert summary.set_index("run").loc["demo", "steps"] == 200
+    # the demo stand-in ends with both calibration steps (as does the bundled run); the sweep run has none
+    assert len(at.dataframe) == 2
+    calib = at.dataframe[1].value
+    assert "sweep/lr-high" not in set(calib["run"])
+    demo = calib[calib["run"] == "demo"]
+    assert list(demo["stage"]) == ["trained", "logit adjustment", "bias fit"]
+    assert list(demo["val_miou"].round(6)) == [30.0, 33.0, 36.0]
 
 
 def test_inference_page_segments_a_sample_frame(standins):

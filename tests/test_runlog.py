@@ -1,4 +1,5 @@
-"""seg.runlog: parsing (half-written last line, eval rows), debiased EMA, summaries, run discovery."""
+"""seg.runlog: parsing (half-written last line, eval rows, events), debiased EMA, summaries, the end-of-run
+calibration stages, run discovery."""
 import json
 
 import pytest
@@ -86,3 +87,30 @@ def test_list_runs(tmp_path):
     runs = runlog.list_runs(tmp_path)
     assert [runlog.run_name(r, tmp_path) for r in runs] == ["a", "b", "sweep/lr1"]
     assert runlog.list_runs(tmp_path / "missing") == []
+
+
+CALIBRATED = TRAIN + [
+    {"step": 30, "logit_adjust": 0.5, "val_miou_before": 0.40},
+    {"step": 30, "bias_fit": 192, "heldout_miou_before": 0.70, "heldout_miou_after": 0.72, "val_miou_before": 0.45},
+    {"step": 30, "val_miou": 0.47, "val_pixel_acc": 0.9},
+]
+
+
+def test_events_are_kept_apart_from_curves_and_read_as_calibration_stages(tmp_path):
+    _write(tmp_path / "metrics.jsonl", CALIBRATED)
+    train, evals, events = runlog.read_log(tmp_path / "metrics.jsonl")
+    assert len(train) == 3 and [r["val_miou"] for r in evals] == [0.47] and len(events) == 2
+    assert runlog.read_metrics(tmp_path / "metrics.jsonl") == (train, evals)
+    stages = runlog.calibration(runlog.load_run(tmp_path))
+    assert [(s["stage"], s["val_miou"]) for s in stages] == [
+        ("trained", 0.40), ("logit adjustment", 0.45), ("bias fit", 0.47)]
+    assert "192 held-out frames" in stages[2]["detail"] and "70.0% → 72.0%" in stages[2]["detail"]
+    assert "0.5" in stages[1]["detail"]
+
+
+def test_calibration_of_a_plain_run_is_empty_and_a_killed_one_shows_what_it_reached(tmp_path):
+    _write(tmp_path / "a" / "metrics.jsonl", TRAIN + EVAL)
+    assert runlog.calibration(runlog.load_run(tmp_path / "a")) == []
+    _write(tmp_path / "b" / "metrics.jsonl", CALIBRATED[:4])  # killed before the bias fit and final evaluation
+    stages = runlog.calibration(runlog.load_run(tmp_path / "b"))
+    assert [(s["stage"], s["val_miou"]) for s in stages] == [("trained", 0.40), ("logit adjustment", None)]
