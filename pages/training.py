@@ -89,7 +89,6 @@ def charts():
         },
     )
 
-
     stages = {r.name: runlog.calibration(r) for r in runs}
     stages = {k: v for k, v in stages.items() if v}
     if stages:

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from . import distributed as D
+from .metrics import class_iou
 
 
 def class_weights(dataset, num_classes: int, ignore_index: int | None, samples: int, device) -> torch.Tensor:
@@ -96,24 +97,21 @@ def heldout_scores(model: nn.Module, frames, device, every: int = 16,
     return torch.cat(scores), torch.cat(labels)
 
 
-def _miou(cm: torch.Tensor, ignore_index: int | None) -> float:
-    inter = cm.diag()
-    union = cm.sum(0) + cm.sum(1) - inter
-    valid = union > 0
-    if ignore_index is not None:
-        valid[ignore_index] = False
-    return float((inter[valid] / union[valid]).mean()) if valid.any() else float("nan")
+def _miou(labels: torch.Tensor, pred: torch.Tensor, c: int, ignore_index: int | None) -> float:
+    """mIoU by evaluation's rule (`seg.metrics.class_iou`) of labels already free of the ignore index.
 
-
-def _confusion(labels: torch.Tensor, pred: torch.Tensor, c: int) -> torch.Tensor:
-    return torch.bincount(labels * c + pred, minlength=c * c).reshape(c, c).double()
+    The fit calls this hundreds of times, so it bins directly instead of going through
+    ConfusionMatrix.update's per-call range checks.
+    """
+    iou, present = class_iou(torch.bincount(labels * c + pred, minlength=c * c).reshape(c, c), ignore_index)
+    return float(iou[present].mean()) if present.any() else float("nan")
 
 
 def miou_with_bias(scores: torch.Tensor, labels: torch.Tensor, bias: torch.Tensor, ignore_index: int | None) -> float:
     """mIoU of argmax(scores + bias) over (N, C) scores, classes present in truth or prediction."""
     c = scores.shape[1]
     keep = labels != ignore_index if ignore_index is not None else torch.ones_like(labels, dtype=torch.bool)
-    return _miou(_confusion(labels[keep], (scores[keep] + bias).argmax(1), c), ignore_index)
+    return _miou(labels[keep], (scores[keep] + bias).argmax(1), c, ignore_index)
 
 
 def fit_logit_bias(scores: torch.Tensor, labels: torch.Tensor, ignore_index: int | None,
@@ -144,7 +142,7 @@ def fit_logit_bias(scores: torch.Tensor, labels: torch.Tensor, ignore_index: int
             choice = 0.0
             for d in (s * 0.5 ** r * sign for s in steps for sign in (1, -1)):
                 pred = torch.where(own + d > runner, k, runner_id)
-                m = _miou(_confusion(labels, pred, c), ignore_index)
+                m = _miou(labels, pred, c, ignore_index)
                 if m > best + 1e-6:
                     best, choice = m, d
             bias[k] += choice

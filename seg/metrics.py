@@ -6,6 +6,21 @@ import torch
 import torch.distributed as dist
 
 
+def class_iou(mat: torch.Tensor, ignore_index: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-class IoU of a (C, C) confusion matrix and the classes that count toward the mean.
+
+    A class absent from both truth and prediction (union 0) has IoU NaN and does not count, nor does the
+    ignore index. Returns ((C,) float64 IoU, (C,) bool present).
+    """
+    h = mat.double()
+    tp = torch.diag(h)
+    union = h.sum(0) + h.sum(1) - tp
+    present = union > 0
+    if ignore_index is not None:
+        present[ignore_index] = False
+    return torch.where(present, tp / union.clamp(min=1), torch.full_like(tp, float("nan"))), present
+
+
 class ConfusionMatrix:
     """Accumulates a (C, C) int64 confusion matrix; pixels whose target is the ignore index are skipped.
 
@@ -42,14 +57,9 @@ class ConfusionMatrix:
         ignore index; the mean over no class at all is NaN.
         """
         h = self.mat.double()
-        tp = torch.diag(h)
-        union = h.sum(0) + h.sum(1) - tp
-        present = union > 0
-        if self.ignore_index is not None:
-            present[self.ignore_index] = False
-        iou = torch.where(present, tp / union.clamp(min=1), torch.full_like(tp, float("nan")))
+        iou, present = class_iou(h, self.ignore_index)
         total = h.sum()
-        pixel_acc = float(tp.sum() / total) if total > 0 else float("nan")
+        pixel_acc = float(torch.diag(h).sum() / total) if total > 0 else float("nan")
         miou = float(iou[present].mean()) if present.any() else float("nan")
         return {"pixel_acc": pixel_acc, "iou": iou.numpy(), "miou": miou, "present": present.numpy()}
 

@@ -72,7 +72,8 @@ def get_dataset(args, train: bool, crop_hw: tuple[int, int], size_hw: tuple[int,
 
 
 def heldout_frames(args, size_hw: tuple[int, int], num_classes: int):
-    """The first --bias-fit frames --bias-fit calibrates on, as (image, label) pairs at the model size."""
+    """The frames --bias-fit calibrates on: (count, lazy (image, label) pairs at the model size), so only
+    the frame being scored is ever expanded to float."""
     tf = get_transform(False, size_hw)
     if args.bias_fit_data:
         ds = VistasDataset(args.bias_fit_data, "validation", transforms=tf)
@@ -81,7 +82,8 @@ def heldout_frames(args, size_hw: tuple[int, int], num_classes: int):
     else:
         ds = SynthPool(args.bias_fit, size=(size_hw[1], size_hw[0]), seed=args.seed + HELDOUT_SEED_OFFSET,
                        transforms=tf, split="validation")
-    return [ds[i] for i in range(min(args.bias_fit, len(ds)))]
+    n = min(args.bias_fit, len(ds))
+    return n, (ds[i] for i in range(n))
 
 
 def criterion(logits: torch.Tensor, target: torch.Tensor, ignore_index: int,
@@ -193,7 +195,7 @@ def train(args, model, model_without_ddp, optimizer, scheduler, scaler, loader_i
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
 
     last_eval = [None, None]  # (step, mIoU) of the latest evaluation
-    raw_bias = [None]  # output bias before the logit adjustment, so --resume goes on from unadjusted weights
+    raw_bias = [None]  # output bias before the end-of-run calibration, so --resume goes on from raw weights
 
     def save(step: int, elapsed: float, best: bool = False) -> None:
         if not main:
@@ -274,26 +276,26 @@ def train(args, model, model_without_ddp, optimizer, scheduler, scaler, loader_i
             if last and args.bn_recalibrate:
                 recalibrate_bn(model_without_ddp, (next(loader_iter) for _ in range(args.bn_recalibrate)),
                                device, args.channels_last)
-            if last and args.logit_adjust and weight is not None:
+            adjust = last and args.logit_adjust and weight is not None
+            if adjust or (last and args.bias_fit):
+                raw_bias[0] = output_conv(model_without_ddp).bias.tolist()
+            if adjust:
                 before = evaluate(model_without_ddp, val_set, device, classes.num_classes, classes.ignore_index,
                                   args.eval_limit)
                 if main:
                     log.write({"step": step, "logit_adjust": args.logit_adjust, "val_miou_before": before["miou"]})
-                raw_bias[0] = output_conv(model_without_ddp).bias.tolist()
                 add_logit_bias(model_without_ddp, logit_adjustment(weight, args.logit_adjust))
             if last and args.bias_fit:
                 before = evaluate(model_without_ddp, val_set, device, classes.num_classes, classes.ignore_index,
                                   args.eval_limit)
-                frames = heldout_frames(args, size_hw, classes.num_classes)
+                n_frames, frames = heldout_frames(args, size_hw, classes.num_classes)
                 scores, labels = heldout_scores(model_without_ddp, frames, device, every=32, seed=args.seed)
                 delta, held_before, held_after = fit_logit_bias(scores, labels, classes.ignore_index)
                 # Every rank fits the same frames; rank 0's offsets are the ones all ranks apply.
                 delta = D.all_reduce_sum(delta.to(device) if main else torch.zeros_like(delta, device=device)).cpu()
-                if raw_bias[0] is None:
-                    raw_bias[0] = output_conv(model_without_ddp).bias.tolist()
                 add_logit_bias(model_without_ddp, delta)
                 if main:
-                    log.write({"step": step, "bias_fit": len(frames), "heldout_miou_before": held_before,
+                    log.write({"step": step, "bias_fit": n_frames, "heldout_miou_before": held_before,
                                "heldout_miou_after": held_after, "val_miou_before": before["miou"]})
             if step % args.eval_every == 0 or last:
                 m = evaluate(model_without_ddp, val_set, device, classes.num_classes, classes.ignore_index, args.eval_limit)
