@@ -1,15 +1,20 @@
 """Procedural street world: perspective street scenes with exact Vistas v1.2 labels.
 
-`render(seed, size)` draws one frame in two passes. The ground (road, lane markings, zebra crossing, curb,
-sidewalk, terrain) and the sky are computed per pixel with numpy from the ground-plane depth of each row,
-so markings stay exact under perspective and curvature. Objects (buildings, trees, hedges, fences, poles,
-street lights, signs, traffic lights, vehicles, people) are then drawn far-to-near with PIL polygons; each
-polygon is drawn with the same vertices into the image, the label map and a material map, so the label is
-always the class of what was painted last (painter's order). Materials pick a detail texture (brick,
-foliage, planks...) applied afterwards, then lighting, vignette, sensor noise and blur.
+`render(seed, size, style)` draws one frame in three passes. The ground (road, bike and parking lanes,
+markings, crossings, manholes, catch basins, kerbs and curb cuts, sidewalk, terrain, water) and the sky are
+computed per pixel with numpy from the ground-plane depth of each row, so markings stay exact under
+perspective and curvature. Objects (buildings with windows, balconies and shopfronts, trees, hedges, walls,
+fences, guard rails, poles, utility poles, street lights, signs front and back, sign frames, billboards,
+traffic lights, street furniture, vehicles, two-wheelers and their riders, people, hills) are then drawn
+far-to-near with PIL polygons; each polygon is drawn with the same vertices into the image, the label map and
+a material map, so the label is always the class of what was painted last (painter's order). Materials pick
+a detail texture (brick, foliage, planks...) applied afterwards. Last, the camera (`seg.synth_camera`): the
+ego car's hood or dashboard, roll and lens distortion (image and label resampled together), motion blur,
+sensor noise, vignette, tone curve, defocus and JPEG. Appearance comes from a `seg.synth_style.Style`:
+"in" for training, "out" for a held-out look that training never samples.
 All randomness comes from one numpy Generator seeded by `seed`: the same seed gives the same frame.
 
-CLI: python -m seg.synth --out DIR --train N --val M [--seed S] [--size WxH] [--workers K]
+CLI: python -m seg.synth --out DIR --train N --val M [--seed S] [--size WxH] [--workers K] [--style in|out]
 """
 from __future__ import annotations
 
@@ -24,8 +29,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
+from seg import synth_camera as cam_fx
 from seg import synth_objects as obj
 from seg.synth_scene import sample_scene
+from seg.synth_style import get_style
 from seg.classes import VISTAS
 from seg.cliutil import size_arg
 from seg.synth_objects import C, M
@@ -74,13 +81,21 @@ def _textures() -> dict:
 
     rng = np.random.default_rng(1234)
     grass, gravel = _norm(data.grass()), _norm(data.gravel())
-    b = data.brick().astype(np.float32)  # bricks at half size: screen-space bricks read too big otherwise
-    brick = _norm(np.tile(b, (2, 2))[::2, ::2])
     white = _norm(rng.normal(size=(_TEX, _TEX)))
     cols = np.arange(_TEX, dtype=np.float32)[None, :]
     planks = np.repeat(np.sign(np.sin(cols * 2 * np.pi / 9.0)), _TEX, 0) * 0.6 + 0.4 * _fft_noise(rng, 1.2)
     bars = np.repeat((np.sin(cols * 2 * np.pi / 6.0) > 0.3) * 2.0 - 1.0, _TEX, 0)
     foliage = np.tanh(0.8 * gravel + 0.9 * _fft_noise(rng, 1.0) + 0.3 * white)
+    rows = np.arange(_TEX, dtype=np.float32)[:, None]
+    # Bricks in horizontal courses (8 px, joints staggered by half a 16 px brick), each brick its own tone;
+    # the photo in skimage.data.brick runs vertically in perspective, which read as diagonal streaks.
+    course = (rows // 8).astype(np.int64)
+    col_b = ((cols + 8 * (course % 2)) // 16).astype(np.int64)
+    tone = rng.normal(0, 0.5, (_TEX // 8 + 1, _TEX // 16 + 2))[course, col_b]
+    mortar = ((rows % 8) < 1.5) | (((cols + 8 * (course % 2)) % 16) < 1.5)
+    brick = _norm(np.where(mortar, -2.0, tone) + 0.3 * gravel)
+    tiles = ((rows % 32) < 2) | ((cols % 32) < 2)  # held-out style: square tiles, dark joints
+    grate = ((np.sin(cols * 2 * np.pi / 4.0) > 0.2) | ((rows % 24) < 2)).astype(np.float32)
     amp_maps = {  # material -> (amplitude, detail field)
         M["flat"]: (0.0, white),
         M["brick"]: (0.14, brick),
@@ -90,6 +105,9 @@ def _textures() -> dict:
         M["planks"]: (0.18, planks),
         M["bars"]: (0.45, bars),
         M["bark"]: (0.25, np.repeat(_fft_noise(rng, 1.0)[:1], _TEX, 0) + 0.3 * white),
+        M["concrete"]: (0.1, 0.6 * _fft_noise(rng, 1.3) + 0.4 * gravel + ((rows % 96) < 2) * -2.0),
+        M["tiles"]: (0.25, _norm(-tiles.astype(np.float32)) + 0.3 * white),
+        M["grate"]: (0.45, _norm(-grate)),
     }
     mats = np.ones((len(M), _TEX, _TEX), np.float32)
     for m, (amp, field) in amp_maps.items():
@@ -97,6 +115,8 @@ def _textures() -> dict:
     return {
         "materials": mats,
         "asphalt": 0.7 * gravel + 0.5 * white,
+        "moon": 0.8 * _norm(data.moon()) + 0.4 * white,  # held-out style's asphalt grain
+        "crack": _fft_noise(rng, 1.4),
         "patch": _fft_noise(rng, 2.2),
         "grass": 0.7 * grass + 0.4 * _fft_noise(rng, 1.0),
         "cloud": _fft_noise(rng, 1.9),
@@ -128,15 +148,34 @@ def _ground(sc: obj.Scene, W: int, r0: int, H: int, tex: dict):
         return np.where(right, vals[1], vals[0])
 
     lab = side([np.uint8(s.beyond) for s in sc.sides]).astype(np.uint8)
-    cum = [sc.wr + np.where(s.curb > 0, np.maximum(s.curb, px), 0.0) for s in sc.sides]
+    kerb = side([s.kerb for s in sc.sides])
+    cum = [s.kerb + np.where(s.curb > 0, np.maximum(s.curb, px), 0.0) for s in sc.sides]
     e_curb = side(cum)
     e_verge = side([c + s.verge for c, s in zip(cum, sc.sides)])
     e_walk = side([c + s.verge + s.walk for c, s in zip(cum, sc.sides)])
+    if sc.water_side:
+        ws = sc.sides[(sc.water_side + 1) // 2]
+        lab[(np.sign(u) == sc.water_side) & (a > ws.edge + 8.0)] = C["water"]
     lab[a < e_walk] = C["sidewalk"]
     lab[a < e_verge] = C["terrain"]
-    lab[a < e_curb] = C["curb"]
+    curb = a < e_curb
+    lab[curb] = C["curb"]
+    surface = a < kerb  # travel lanes, bike lanes and parking: the road surface
+    lab[surface] = C["parking"]
+    lab[a < side([sc.wr + s.bike for s in sc.sides])] = C["bike_lane"]
     road = a < sc.wr
     lab[road] = C["road"]
+    curb &= ~surface
+    park = lab == C["parking"]
+    for s, dz0, dz1 in sc.driveways:  # lowered kerb at driveways
+        lab[curb & (np.sign(u) == s) & (z > dz0) & (z < dz1)] = C["curb_cut"]
+    for um, zm, r in sc.manholes:
+        lab[road & ((u - um) ** 2 + (z - zm) ** 2 < r * r)] = C["manhole"]
+    grate = np.zeros(lab.shape, bool)
+    for s, zb in sc.basins:
+        m = surface & (np.sign(u) == s) & (a > kerb - 0.45) & (z > zb) & (z < zb + 0.9)
+        lab[m] = C["basin"]
+        grate |= m & ((z * 12.0) % 1.0 < 0.45)
     yellow = np.zeros(lab.shape, bool)
     for ln in sc.lines:  # lane markings: at least min_px wide, dashes measured along the road
         m = (np.abs(u - ln.u) < np.maximum(ln.hw, 0.5 * px)) & (z < 150)
@@ -145,40 +184,67 @@ def _ground(sc: obj.Scene, W: int, r0: int, H: int, tex: dict):
         lab[m] = C["marking"]
         if ln.yellow:
             yellow |= m
+    lab[park & ((z % 5.5) < np.maximum(0.12, px))] = C["marking"]  # parking bay lines
     if sc.cross is not None:
         z0, depth, period = sc.cross
-        band = (z > z0) & (z < z0 + depth) & (a < sc.wr - 0.3)
-        stripe = band & (((u + 50.0) % period) < 0.5 * period)
-        lab[band & road] = C["road"]
-        lab[stripe] = C["zebra"]
+        band = (z > z0) & (z < z0 + depth)
+        lab[band & surface] = C["cross_plain"]
+        if sc.cross_kind == "zebra":
+            lab[band & (a < sc.wr - 0.3) & (((u + 50.0) % period) < 0.5 * period)] = C["zebra"]
+        else:  # two transverse boundary lines
+            edge = (np.abs(z - z0) < np.maximum(0.15, px)) | (np.abs(z - z0 - depth) < np.maximum(0.15, px))
+            lab[edge & surface] = C["marking"]
+        near_kerb = (z > z0 - 0.3) & (z < z0 + depth + 0.3)
+        lab[near_kerb & (curb | ((lab == C["sidewalk"]) & (a < e_curb + 1.2)))] = C["curb_cut"]
         yellow &= ~band
 
-    grain = _sample(tex["asphalt"], z * 140.0, u * 140.0) / (1.0 + z / 20.0)
+    grain = _sample(tex[sc.grain], z * 140.0, u * 140.0) / (1.0 + z / 20.0)
     patch = _sample(tex["patch"], z * 2.0, u * 2.0)
     grass = _sample(tex["grass"], z * 40.0, u * 40.0) / (1.0 + z / 40.0)
     c1, c2 = sc.ground_lut
     mix = np.clip(0.5 + 0.45 * patch, 0.0, 1.0)[..., None]
     rgb = np.take(c1, lab, axis=0)
     rgb += np.take(c2 - c1, lab, axis=0) * mix
+    if sc.cross_paint is not None and sc.cross is not None:
+        rgb[lab == C["cross_plain"]] = sc.cross_paint
     is_grass = lab == C["terrain"]
     detail = np.where(is_grass, 0.3 * grass, sc.grain_amp * grain)
-    walk = lab == C["sidewalk"]
+    walk = (lab == C["sidewalk"]) | (lab == C["curb_cut"])
     k = int(np.searchsorted(-z[:, 0], -25.0))  # tile joints only within 25 m, where they resolve
     zk, uk = z[k:], u[k:]
     detail[k:][walk[k:] & ((((zk + 0.03) % sc.tile) < 0.05) | (((uk + 0.03) % sc.tile) < 0.05))] -= 0.25
+    detail[grate] -= 0.5
+    asphalt = surface & (lab != C["basin"])
+    for u0, u1, pz0, pz1, tone in sc.patches:  # repaired asphalt: a darker or lighter rectangle
+        detail[asphalt & (u > u0) & (u < u1) & (z > pz0) & (z < pz1)] += tone - 1.0
+    if sc.crack_amp:
+        crack = _sample(tex["crack"], z * 6.0, u * 6.0)
+        detail[asphalt & (np.abs(crack) < sc.crack_amp * 0.08) & (z < 30)] -= 0.3
     rgb *= (1.0 + detail)[..., None]
     rgb[yellow] = sc.yellow_rgb
-    # Shadows of the buildings on the sunny side fall across the street as a band.
+    # Shadows of the buildings on the sunny side fall across the street as a band; trees cast blobs.
     if sc.shadow_reach is not None:
         zb = np.clip(np.searchsorted(sc.shadow_z, z[:, 0]), 0, len(sc.shadow_z) - 1)
         reach = sc.shadow_reach[zb][:, None]
         s = sc.sun_side
         edge = sc.sides[(s + 1) // 2].edge
         shade = (u * s) > (edge - reach)
-        light = np.where(shade[..., None], sc.shade_rgb, sc.sun_rgb)
     else:
-        light = sc.sun_rgb
+        shade = np.zeros(lab.shape, bool)
+    if sc.weather == "sun":
+        for tu, tz, r in sc.tree_shadows:
+            su, sz = tu - sc.sun_side * r * 0.9, tz + r * 0.4
+            rough = 1.0 + 0.15 * patch
+            shade |= ((u - su) / (1.2 * r)) ** 2 + ((z - sz) / (1.6 * r)) ** 2 < rough
+    light = np.where(shade[..., None], sc.shade_rgb, sc.sun_rgb) if shade.any() else sc.sun_rgb
     rgb *= light
+    if sc.wet:  # wet asphalt: darker, and it mirrors the sky more toward the horizon
+        refl = (sc.wet * 0.6 * (1.0 - np.exp(-z / 25.0)))[..., None] * asphalt[..., None]
+        rgb *= 1.0 - 0.35 * sc.wet * asphalt[..., None]
+        rgb += (sc.sky_horizon - rgb) * refl
+    if sc.water_side:
+        wat = lab == C["water"]
+        rgb[wat] = rgb[wat] * 0.4 + sc.sky_horizon * 0.6 * (0.85 + 0.1 * patch[wat, None])
     fog = (1.0 - np.exp(-z / sc.fog_dist))[..., None]
     rgb += (sc.fog_rgb - rgb) * fog
     return rgb, lab
@@ -200,19 +266,20 @@ def _sky(sc: obj.Scene, W: int, r0: int, tex: dict) -> np.ndarray:
     return rgb + (sc.cloud_rgb * shade - rgb) * cover
 
 
-def render(seed: int, size: tuple[int, int] = (512, 384)) -> tuple[Image.Image, np.ndarray]:
+def render(seed: int, size: tuple[int, int] = (512, 384), style: str = "in") -> tuple[Image.Image, np.ndarray]:
     """Draw frame `seed` of the street world.
 
-    Args: seed >= 0; size (W, H) in pixels, any size >= 1x1 (geometry scales with the frame).
-    Returns: (PIL RGB image (W, H), np.uint8 array (H, W) of Vistas class ids). Pure: same seed and
-    size give the same label array byte for byte.
+    Args: seed >= 0; size (W, H) in pixels, any size >= 1x1 (geometry scales with the frame); style "in"
+    (the training appearance) or "out" (held-out appearance, `seg.synth_style`).
+    Returns: (PIL RGB image (W, H), np.uint8 array (H, W) of Vistas class ids). Pure: same seed, size and
+    style give the same label array byte for byte.
     """
     W, H = (int(v) for v in size)
     if W < 1 or H < 1:
         raise ValueError(f"size must be at least 1x1, got {W}x{H}")
     rng = np.random.default_rng(seed)
     tex = _textures()
-    sc = sample_scene(rng, W, H)
+    sc = sample_scene(rng, W, H, get_style(style))
     r0 = min(H, max(0, int(math.floor(sc.cam.yh - 0.45)) + 1))  # first row whose centre is on the ground
     rgb = np.empty((H, W, 3), np.float32)
     lab = np.empty((H, W), np.uint8)
@@ -228,11 +295,16 @@ def render(seed: int, size: tuple[int, int] = (512, 384)) -> tuple[Image.Image, 
     for _, draw in sorted(sc.items, key=lambda it: -it[0]):
         draw(canvas)
     out = np.asarray(img, np.float32)
+    lab = np.array(lab_img)
     mats = np.asarray(mat_img)
     s = 384.0 / H
     ys = _wrap(np.arange(H) * s + rng.integers(_TEX))
     xs = _wrap(np.arange(W) * s + rng.integers(_TEX))
     out *= np.take(tex["materials"], (mats.astype(np.int32) * _TEX + ys[:, None]) * _TEX + xs[None, :])[..., None]
+    if sc.ego is not None:
+        cam_fx.ego_vehicle(out, lab, sc.ego)
+    out, lab = cam_fx.warp(out, lab, sc.roll, sc.distort)
+    out = cam_fx.motion_blur(out, round(sc.motion[0] * H / 384.0), sc.motion[1])
     sensor = np.take(tex["sensor"], _wrap(np.arange(H) + rng.integers(_TEX))[:, None] * _TEX
                      + _wrap(np.arange(W) + rng.integers(_TEX))[None, :], axis=0)
     out += sensor * sc.noise
@@ -240,7 +312,9 @@ def render(seed: int, size: tuple[int, int] = (512, 384)) -> tuple[Image.Image, 
     img = Image.fromarray(np.clip(out, 0, 255).astype(np.uint8), "RGB").point(sc.tone_lut)
     if sc.blur > 0.3:
         img = img.filter(ImageFilter.BoxBlur(sc.blur * H / 384.0))
-    return img, np.asarray(lab_img).copy()
+    if sc.jpeg:
+        img = cam_fx.jpeg(img, sc.jpeg)
+    return img, lab
 
 
 @functools.lru_cache(maxsize=8)
@@ -258,8 +332,8 @@ def _label_png(lab: np.ndarray) -> Image.Image:
 
 
 def _write_frame(job: tuple) -> None:
-    split_dir, stem, fseed, size, images_only = job
-    img, lab = render(fseed, size)
+    split_dir, stem, fseed, size, images_only, style = job
+    img, lab = render(fseed, size, style)
     if images_only:
         img.save(split_dir / f"{stem}.png", optimize=True)
         return
@@ -269,14 +343,19 @@ def _write_frame(job: tuple) -> None:
 
 
 def write_dataset(out, n_train: int, n_val: int, seed: int = 0, size: tuple[int, int] = (512, 384),
-                  workers: int = 1) -> Path:
+                  workers: int = 1, style: str = "in") -> Path:
     """Write a Vistas-layout dataset: out/config.json, out/{training,validation}/{images/*.jpg,labels/*.png}.
 
-    A split with zero frames gets no folder. Stems are zero-padded frame indices. Returns the out path.
+    A split with zero frames gets no folder. Stems are zero-padded frame indices. style "out" renders the
+    held-out appearance and writes validation frames only (training on it would defeat its purpose).
+    Returns the out path.
     """
     out = Path(out)
     if n_train < 0 or n_val < 0 or workers < 1:
         raise ValueError("frame counts must be >= 0 and workers >= 1")
+    get_style(style)
+    if style != "in" and n_train:
+        raise ValueError(f"style {style!r} is held out from training: write it with n_train=0")
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(VISTAS.to_config(), indent=1))
     jobs = []
@@ -285,7 +364,7 @@ def write_dataset(out, n_train: int, n_val: int, seed: int = 0, size: tuple[int,
             continue
         for sub in ("images", "labels"):
             (out / split / sub).mkdir(parents=True, exist_ok=True)
-        jobs += [(out / split, f"{i:06d}", frame_seed(split, seed, i), size, False) for i in range(n)]
+        jobs += [(out / split, f"{i:06d}", frame_seed(split, seed, i), size, False, style) for i in range(n)]
     _run(jobs, workers)
     return out
 
@@ -295,7 +374,7 @@ def write_images(out, n: int, seed: int = 0, size: tuple[int, int] = (1242, 375)
     """Write `n` validation-seeded frames as PNG images only (no labels): out/{prefix}{i:03d}.png."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(out, f"{prefix}{i:03d}", frame_seed("validation", seed, i), size, True) for i in range(n)]
+    jobs = [(out, f"{prefix}{i:03d}", frame_seed("validation", seed, i), size, True, "in") for i in range(n)]
     _run(jobs, workers)
     return [out / f"{j[1]}.png" for j in jobs]
 
@@ -338,6 +417,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--images-only", action="store_true",
                    help="write the --val frames as OUT/PREFIXnnn.png images only, no labels (needs --train 0)")
     p.add_argument("--prefix", default="frame_", help="file name prefix for --images-only")
+    p.add_argument("--style", choices=("in", "out"), default="in",
+                   help="appearance: 'in' (what training sees, default) or 'out' (held-out palettes, textures and "
+                        "colour casts for an out-of-style validation set; needs --train 0)")
     return p
 
 
@@ -346,11 +428,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.images_only and args.train:
         parser.error("--images-only writes validation frames only; use --train 0")
+    if args.style != "in" and args.train:
+        parser.error(f"--style {args.style} is held out from training; use --train 0")
+    if args.style != "in" and args.images_only:
+        parser.error("--images-only writes the training style only; drop --style")
     try:
         if args.images_only:
             write_images(args.out, args.val, args.seed, args.size, args.prefix, args.workers)
         else:
-            write_dataset(args.out, args.train, args.val, args.seed, args.size, args.workers)
+            write_dataset(args.out, args.train, args.val, args.seed, args.size, args.workers, args.style)
     except OSError as e:
         print(f"seg.synth: error: {e}", file=sys.stderr)
         return 1

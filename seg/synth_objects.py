@@ -22,14 +22,22 @@ C = {k: VISTAS.index(n) for k, n in {
     "sign": "object--traffic-sign--front", "tlight": "object--traffic-light",
     "fence": "construction--barrier--fence", "car": "object--vehicle--car", "truck": "object--vehicle--truck",
     "bus": "object--vehicle--bus", "person": "human--person",
+    "ego": "void--ego-vehicle", "cross_plain": "construction--flat--crosswalk-plain",
+    "bike_lane": "construction--flat--bike-lane", "parking": "construction--flat--parking",
+    "curb_cut": "construction--flat--curb-cut", "manhole": "object--manhole", "basin": "object--catch-basin",
+    "billboard": "object--billboard", "wall": "construction--barrier--wall",
+    "guard_rail": "construction--barrier--guard-rail", "barrier": "construction--barrier--other-barrier",
+    "utility_pole": "object--support--utility-pole", "sign_back": "object--traffic-sign--back",
+    "sign_frame": "object--support--traffic-sign-frame", "bicycle": "object--vehicle--bicycle",
+    "motorcycle": "object--vehicle--motorcycle", "bicyclist": "human--rider--bicyclist",
+    "motorcyclist": "human--rider--motorcyclist", "bench": "object--bench", "trash": "object--trash-can",
+    "hydrant": "object--fire-hydrant", "junction_box": "object--junction-box", "mountain": "nature--mountain",
+    "water": "nature--water", "banner": "object--banner",
 }.items()}
-M = {k: i for i, k in enumerate(("flat", "brick", "plaster", "foliage", "fine", "planks", "bars", "bark"))}
+M = {k: i for i, k in enumerate(("flat", "brick", "plaster", "foliage", "fine", "planks", "bars", "bark",
+                                 "concrete", "tiles", "grate"))}
 NEAR = 1.0  # near clipping plane, metres
 
-CAR_COLORS = [(235, 235, 232), (30, 30, 32), (165, 168, 172), (105, 108, 112), (25, 35, 75), (140, 20, 20),
-              (40, 70, 140), (200, 190, 170), (30, 60, 45), (80, 60, 50), (220, 220, 225), (60, 62, 66)]
-FACADES = [(200, 190, 170), (225, 220, 205), (170, 100, 80), (150, 85, 70), (190, 170, 140), (140, 140, 140),
-           (210, 200, 185), (120, 110, 100), (230, 215, 180), (175, 180, 185), (160, 120, 90), (95, 95, 100)]
 CLOTHES = [(30, 30, 35), (40, 50, 90), (200, 200, 200), (140, 30, 30), (60, 70, 60), (170, 150, 120),
            (90, 90, 95), (230, 230, 225), (40, 80, 130), (120, 60, 100)]
 SKIN = [(230, 190, 160), (200, 150, 115), (150, 100, 70), (95, 65, 45), (240, 205, 180)]
@@ -53,6 +61,9 @@ class Side:
     walk: float
     beyond: int  # ground class past the sidewalk
     edge: float = 0.0  # |u| of the outer edge of the sidewalk
+    bike: float = 0.0  # bike lane width at the road's edge (inside the road surface); 0 = none
+    park: float = 0.0  # parking lane width outside the bike lane; 0 = none
+    kerb: float = 0.0  # |u| of the road surface's outer edge (travel lanes + bike + parking)
 
 
 @dataclass
@@ -99,6 +110,25 @@ class Scene:
     tone_lut: list = ()
     face_light: dict = field(default_factory=dict)
     weather: str = "sun"
+    style: object = None  # seg.synth_style.Style the appearance was drawn from
+    looks: dict = field(default_factory=dict)  # base appearance choices, for tests of the held-out style
+    cross_kind: str = "zebra"  # "zebra" (stripes on a plain crossing) or "plain" (two boundary lines)
+    cross_paint: np.ndarray = None  # RGB of a plain crossing's surface, or None for the road's own
+    manholes: list = field(default_factory=list)  # (u, z, r) metres
+    basins: list = field(default_factory=list)  # (side, z) catch basins at the kerb
+    driveways: list = field(default_factory=list)  # (side, z0, z1) lowered kerb (curb cut)
+    patches: list = field(default_factory=list)  # (u0, u1, z0, z1, tone) repaired asphalt
+    crack_amp: float = 0.0
+    tree_shadows: list = field(default_factory=list)  # (u, z, r) ellipses of shade on the ground
+    wet: float = 0.0  # 0 dry .. 1 wet road: darker, mirrors the sky
+    water_side: int = 0  # -1/+1: a lake beyond the verge on that side
+    grain: str = "asphalt"
+    # camera, applied after painting (seg.synth_camera)
+    roll: float = 0.0  # degrees
+    distort: float = 0.0  # radial k1 (> 0 barrel)
+    motion: tuple = (0, 0.0)  # (length px at 384 rows, angle rad)
+    ego: dict = None  # the camera car's own hood or dashboard, or None
+    jpeg: int = 0
 
 
 class Canvas:
@@ -151,7 +181,9 @@ class Canvas:
 
 
 def _pick(rng, seq):
-    return seq[int(rng.integers(len(seq)))]
+    # One uniform draw whatever len(seq) is (rng.integers may draw more for some bounds), so the two styles,
+    # whose palettes differ in length, consume the stream alike and lay out the same scene for a seed.
+    return seq[min(int(rng.random() * len(seq)), len(seq) - 1)]
 
 
 def _gray(rng, rgb, amount=25):
@@ -167,14 +199,26 @@ def _vary(rng, rgb, amount=18):
 
 # ---------------------------------------------------------------- objects
 def building(cv: Canvas, b: dict, za: float, zb: float) -> None:
-    """One segment [za, zb] of a facade along the road, with its windows; the near end face if za == z0."""
+    """One segment [za, zb] of a facade along the road: wall, cornice, string courses, framed windows,
+    balconies, a shopfront with awning and fascia sign (Billboard), a gable roof; the near end face if za == z0."""
     s, u, hb, col, rng = b["side"], b["u"], b["h"], b["color"], b["rng"]
     lit, front_lit = cv.sc.face_light[s], cv.sc.face_light[0]
+    bld = C["building"]
     if za <= b["z0"] + 1e-6 and za > NEAR:  # end face toward the camera
-        cv.zquad(u, u + s * b["depth"], 0, hb, za, col, C["building"], b["mat"], front_lit)
-    cv.uquad(u, 0, hb, za, zb, col, C["building"], b["mat"], lit)
-    cv.uquad(u, hb - 0.5, hb, za, zb, col, C["building"], M["plaster"], lit * 0.75)  # cornice
+        cv.zquad(u, u + s * b["depth"], 0, hb, za, col, bld, b["mat"], front_lit)
+        if b["gable"]:
+            p = cv.p
+            cv.poly([p(u, hb, za), p(u + s * b["depth"], hb, za), p(u + s * b["depth"] / 2, hb + b["gable"], za)],
+                    col, bld, b["mat"], za, front_lit * 0.95)
+    cv.uquad(u, 0, hb, za, zb, col, bld, b["mat"], lit)
+    if b["gable"]:  # roof slope seen from the street
+        cv.uquad(u + s * 0.3, hb, hb + b["gable"], za, zb, b["roof"], bld, M["planks"], lit * 0.8)
+    else:
+        cv.uquad(u, hb - 0.5, hb, za, zb, b["trim"], bld, M["plaster"], lit * 0.75)  # cornice
     fh, bay, ww, wh = b["floor"], b["bay"], b["win_w"], b["win_h"]
+    floors = int((hb - 0.8) // fh)
+    for j in range(1, floors) if b["courses"] else ():
+        cv.uquad(u, j * fh + 0.2, j * fh + 0.38, za, zb, b["trim"], bld, M["plaster"], lit * 0.9)
     k0 = math.ceil((za - b["z0"] - bay / 2) / bay)
     for k in range(max(k0, 0), 1000):
         zc = b["z0"] + bay / 2 + k * bay
@@ -186,12 +230,32 @@ def building(cv: Canvas, b: dict, za: float, zb: float) -> None:
         x1, _ = cv.p(u, 0, zc + ww / 2)
         if abs(x1 - x0) < 1.5:
             continue
-        for j in range(b["shop"], int((hb - 0.8) // fh)):
+        fine = abs(x1 - x0) > 6  # frames, sills and balconies only where they resolve
+        for j in range(b["shop"], floors):
             y0 = j * fh + 0.9
-            g = b["glass"][(k * 7 + j * 3) % len(b["glass"])]
-            cv.uquad(u, y0, y0 + wh, zc - ww / 2, zc + ww / 2, g, C["building"], M["fine"], 1.0)
+            g = b["glass"][(k * 7 + j * 3 + b["gseed"]) % len(b["glass"])]
+            if fine:
+                cv.uquad(u, y0 - 0.1, y0 + wh + 0.1, zc - ww / 2 - 0.1, zc + ww / 2 + 0.1, b["frame"], bld,
+                         M["fine"], lit)
+            cv.uquad(u, y0, y0 + wh, zc - ww / 2, zc + ww / 2, g, bld, M["fine"], 1.0)
+            if fine and b["mullion"]:
+                cv.uquad(u, y0, y0 + wh, zc - 0.04, zc + 0.04, b["frame"], bld, M["fine"], lit)
+            if fine and b["balcony"] and j >= 1 and (k + j) % 2 == 0:
+                ub = u - s * 0.9
+                cv.uquad(ub, y0 - 0.25, y0 + 0.75, zc - ww, zc + ww, b["rail"], bld, M["bars"], lit * 0.9)
+                cv.zquad(min(u, ub), max(u, ub), y0 - 0.25, y0 + 0.75, zc - ww, b["rail"], bld, M["bars"], lit)
         if b["shop"]:
-            cv.uquad(u, 0.3, 2.8, zc - bay * 0.42, zc + bay * 0.42, b["glass"][0], C["building"], M["fine"], 0.8)
+            cv.uquad(u, 0.3, 2.8, zc - bay * 0.42, zc + bay * 0.42, b["glass"][0], bld, M["fine"], 0.8)
+    if b["shop"]:
+        if b["awning"]:  # sloped canvas over the shop windows
+            cv.uquad(u - s * 1.2, 2.5, 2.7, za, zb, b["awning"], bld, M["planks"], lit * 0.9, 3.1, 3.3)
+            cv.poly([cv.p(u, 3.3, za), cv.p(u, 3.3, zb), cv.p(u - s * 1.2, 2.7, zb), cv.p(u - s * 1.2, 2.7, za)],
+                    b["awning"], bld, M["planks"], za, lit * 1.05)
+        if b["fascia"] is not None:  # the shop's sign board: Vistas labels these Billboard
+            sign_col, text_col = b["fascia"]
+            cv.uquad(u - s * 0.05, 3.0, 3.7, za + 0.2, zb - 0.2, sign_col, C["billboard"], M["flat"], lit)
+            cv.uquad(u - s * 0.06, 3.2, 3.45, za + 0.8, max(za + 0.8, zb - 1.5), text_col, C["billboard"],
+                     M["bars"], lit)
 
 
 def tree(cv: Canvas, t: dict) -> None:
@@ -243,23 +307,6 @@ def street_light(cv: Canvas, sl: dict) -> None:
     else:  # post-top lantern
         cv.zquad(u - 0.35, u + 0.35, sl["h"], sl["h"] + 0.85, z, sl["head"], C["lamp"], M["fine"])
         cv.zquad(u - 0.2, u + 0.2, sl["h"] + 0.12, sl["h"] + 0.6, z, sl["glow"], C["lamp"], M["flat"])
-
-
-def sign(cv: Canvas, sg: dict) -> None:
-    u, z, y, r = sg["u"], sg["z"], sg["y"], sg["r"]
-    pole(cv, u, z, y, 0.08, (150, 150, 150))
-    shape, outer, inner = sg["shape"], sg["outer"], sg["inner"]
-    cx, cy = cv.p(u, y + r, z)
-    k = cv.sc.cam.f * r / z
-    n = {"circle": 16, "tri": 3, "diamond": 4, "oct": 8, "rect": 4}[shape]
-    rot = {"circle": 0, "tri": -math.pi / 2, "diamond": 0, "oct": math.pi / 8, "rect": math.pi / 4}[shape]
-    for scale, col in ((1.0, outer), (0.72, inner)):
-        pts = [(cx + k * scale * math.cos(rot + 2 * math.pi * i / n) * (1.3 if shape == "rect" else 1.0),
-                cy + k * scale * math.sin(rot + 2 * math.pi * i / n)) for i in range(n)]
-        cv.poly(pts, col, C["sign"], M["fine"], z, sg["light"])
-    if sg["glyph"]:
-        cv.poly([(cx - 0.3 * k, cy - 0.1 * k), (cx + 0.3 * k, cy - 0.1 * k), (cx + 0.3 * k, cy + 0.12 * k),
-                 (cx - 0.3 * k, cy + 0.12 * k)], sg["glyph"], C["sign"], M["flat"], z, sg["light"])
 
 
 def traffic_light(cv: Canvas, tl: dict) -> None:

@@ -13,10 +13,16 @@ from seg.classes import IGNORE_INDEX, NUM_CLASSES, VISTAS, load_config
 from seg.paths import REPO_ROOT
 
 SMALL = (64, 48)
-# The classes the issue promises (readable names), each must show up across 20 small frames.
+# The classes the world promises (readable names): each must show up across 20 small frames.
 PROMISED = ["Sky", "Road", "Lane Marking - General", "Lane Marking - Crosswalk", "Sidewalk", "Curb", "Building",
             "Vegetation", "Terrain", "Pole", "Street Light", "Traffic Sign (Front)", "Traffic Light", "Fence", "Car",
             "Person"]
+# The classes real street frames are made of that the world added (real-photo issue); each must show up in
+# 200 frames of 256x192.
+PROMISED_WIDE = ["Ego Vehicle", "Crosswalk - Plain", "Bike Lane", "Billboard", "Wall", "Guard Rail", "Curb Cut",
+                 "Manhole", "Catch Basin", "Utility Pole", "Traffic Sign (Back)", "Traffic Sign Frame", "Bicycle",
+                 "Motorcycle", "Bicyclist", "Motorcyclist", "Parking", "Bench", "Trash Can", "Mountain", "Truck",
+                 "Bus"]
 
 
 def test_render_shapes_and_types():
@@ -52,14 +58,17 @@ def test_labels_valid_and_promised_classes_appear():
 
 
 def test_image_matches_label():
-    """Image and label agree: near lane-marking pixels are brighter than the road around them."""
+    """Image and label agree: near lane-marking pixels are brighter than the road around them (over frames:
+    a single frame may be blurred by the camera's defocus or motion)."""
     road, mark = VISTAS.index("Road"), VISTAS.index("Lane Marking - General")
-    for seed in range(6):
+    ratios = []
+    for seed in range(8):
         img, lab = synth.render(seed, (512, 384))
         gray = np.asarray(img.convert("L"), np.float32)[288:]  # near rows: little haze
         lab = lab[288:]
         if (lab == mark).sum() > 200:
-            assert gray[lab == mark].mean() > 1.2 * gray[lab == road].mean(), seed
+            ratios.append(gray[lab == mark].mean() / gray[lab == road].mean())
+    assert len(ratios) >= 4 and np.median(ratios) > 1.3 and min(ratios) > 1.05, ratios
 
 
 def test_kitti_shape_is_wide_not_stretched():
@@ -153,3 +162,130 @@ def test_cli_bad_arguments_one_line_error(tmp_path, bad):
 def test_cli_missing_required_flag(tmp_path):
     r = _cli("--out", str(tmp_path), "--val", "1")
     assert r.returncode != 0 and "--train" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def wide_counts():
+    """Pixel counts per class over 200 training frames of 256x192 (frames containing each class)."""
+    frames = np.zeros(NUM_CLASSES, int)
+    for i in range(200):
+        _, lab = synth.render(synth.frame_seed("training", 0, i), (256, 192))
+        frames += np.bincount(lab.ravel(), minlength=NUM_CLASSES) > 0
+    return frames
+
+
+def test_world_covers_at_least_32_vistas_classes(wide_counts):
+    present = {VISTAS.readable[i] for i in np.flatnonzero(wide_counts)}
+    assert len(present) >= 32, sorted(present)
+    missing = [n for n in PROMISED + PROMISED_WIDE if n not in present]
+    assert not missing, f"never rendered in 200 frames: {missing}"
+    assert present <= {VISTAS.readable[i] for i in synth.RENDERED_CLASSES}
+    # Ego Vehicle is a share of frames, as dashcams see it, not every frame nor none.
+    assert 0.15 < wide_counts[VISTAS.index("Ego Vehicle")] / 200 < 0.6
+
+
+def test_rendered_ids_are_the_vistas_table_ids():
+    from seg.synth_objects import C
+    assert C["ego"] == 64 and C["cross_plain"] == 8 and C["bike_lane"] == 7 and C["billboard"] == 35
+    assert C["sign_back"] == 49 and C["utility_pole"] == 47 and C["road"] == 13 and C["sky"] == 27
+    assert IGNORE_INDEX not in synth.RENDERED_CLASSES
+
+
+def test_ego_vehicle_sits_on_the_bottom_edge():
+    hits = 0
+    for i in range(60):
+        _, lab = synth.render(synth.frame_seed("training", 0, i), (128, 96))
+        ego = lab == VISTAS.index("Ego Vehicle")
+        if not ego.any():
+            continue
+        hits += 1
+        rows = np.flatnonzero(ego.any(axis=1))
+        assert rows.max() == lab.shape[0] - 1 and rows.min() > lab.shape[0] * 0.5  # hood: bottom half only
+        # Every hood column runs down to the last row (no floating islands of Ego Vehicle).
+        for c in np.flatnonzero(ego.any(axis=0)):
+            assert ego[np.flatnonzero(ego[:, c]).min():, c].all()
+    assert hits >= 5
+
+
+def test_out_of_style_is_deterministic_and_lays_out_the_same_scene():
+    seed = synth.frame_seed("validation", 7, 3)
+    img1, lab1 = synth.render(seed, SMALL, "out")
+    img2, lab2 = synth.render(seed, SMALL, "out")
+    assert np.array_equal(np.asarray(img1), np.asarray(img2)) and np.array_equal(lab1, lab2)
+    for i in range(6):  # same seed, other look: the labels match, the pixels do not
+        s = synth.frame_seed("validation", 7, i)
+        (a, la), (b, lb) = synth.render(s, (128, 96), "in"), synth.render(s, (128, 96), "out")
+        assert np.array_equal(la, lb)
+        assert np.abs(np.asarray(a, np.float32) - np.asarray(b, np.float32)).mean() > 5
+    with pytest.raises(ValueError, match="unknown style"):
+        synth.render(0, SMALL, "sepia")
+
+
+def test_style_palettes_are_disjoint():
+    from seg.synth_style import IN, OUT
+    for field in ("facades", "cars", "trucks", "sidewalks", "foliage", "terrain", "wall_textures"):
+        assert not set(getattr(IN, field)) & set(getattr(OUT, field)), field
+    assert IN.cast[1] < OUT.cast[0] and IN.ground_grain != OUT.ground_grain
+    # Hue tells them apart: every held-out facade and car paint is saturated, no training one is that saturated
+    # in a hue the held-out ones use.
+    def sat(rgb):
+        return (max(rgb) - min(rgb)) / max(max(rgb), 1)
+    assert min(sat(c) for c in OUT.facades) > max(sat(c) for c in IN.facades if c[2] >= c[0])
+
+
+def test_training_frames_never_use_the_held_out_style(monkeypatch):
+    """Every path that feeds training (SynthStream, SynthPool) renders the training style only, and what that
+    style samples never falls in the held-out palettes."""
+    from seg import data, synth_scene
+    from seg.synth_style import IN, OUT
+    seen = []
+    real = synth.sample_scene
+
+    def spy(rng, W, H, style=IN):
+        sc = real(rng, W, H, style)
+        seen.append(sc)
+        return sc
+
+    monkeypatch.setattr(synth, "sample_scene", spy)
+    stream = iter(data.SynthStream(size=SMALL, seed=0))
+    for _ in range(12):
+        next(stream)
+    data.SynthPool(12, size=SMALL, seed=5, processes=1)
+    assert len(seen) == 24
+    out_colors = set(OUT.facades) | set(OUT.cars) | set(OUT.foliage) | set(OUT.sidewalks) | set(OUT.terrain)
+    for sc in seen:
+        assert sc.style is IN
+        looks = sc.looks
+        used = set(looks["facades"]) | set(looks["cars"]) | set(looks["foliage"]) | {looks["sidewalk"], looks["terrain"]}
+        assert not used & out_colors
+        assert looks["cast"] <= IN.cast[1] < OUT.cast[0]
+        assert looks["asphalt"][0] <= 1.0 + 1e-6 and abs(looks["asphalt"][0] - looks["asphalt"][1]) < 0.01  # grey
+    assert synth_scene.sample_scene.__defaults__[-1] is IN
+
+
+def test_cli_out_of_style_writes_validation_only(tmp_path):
+    r = _cli("--out", str(tmp_path / "o"), "--train", "2", "--val", "1", "--style", "out")
+    assert r.returncode != 0 and "held out from training" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(ValueError, match="held out"):
+        synth.write_dataset(tmp_path / "p", 1, 1, size=SMALL, style="out")
+    r = _cli("--out", str(tmp_path / "v"), "--train", "0", "--val", "2", "--seed", "7", "--size", "64x48",
+             "--style", "out")
+    assert r.returncode == 0, r.stderr
+    _check_layout(tmp_path / "v", "validation", 2)
+    lab = np.asarray(Image.open(tmp_path / "v/validation/labels/000001.png"))
+    assert np.array_equal(lab, synth.render(synth.frame_seed("validation", 7, 1), SMALL, "out")[1])
+
+
+def test_camera_warp_keeps_label_ids_exact_and_fills_the_frame():
+    from seg.synth_camera import warp
+    rng = np.random.default_rng(0)
+    lab = rng.integers(0, 5, (48, 64)).astype(np.uint8)
+    lab[:, :2] = 9  # a border class: zoomed out of view
+    img = rng.uniform(0, 255, (48, 64, 3)).astype(np.float32)
+    img2, lab2 = warp(img, lab, 3.0, 0.15)
+    assert img2.shape == img.shape and lab2.shape == lab.shape
+    assert set(np.unique(lab2)) <= set(np.unique(lab))
+    assert img2.min() >= img.min() - 1e-3 and img2.max() <= img.max() + 1e-3  # interpolation, no black borders
+    same_img, same_lab = warp(img, lab, 0.0, 0.0)
+    assert same_lab is lab and same_img is img
