@@ -181,7 +181,8 @@ def get_transform(
 
     Train: resize the short side to a random `base_size * s`, s in `scale_range` (`base_size` defaults to
     the short side of `crop_size`), pad to at least `crop_size` (mask padded with `ignore_index`), random
-    crop to `crop_size` (H, W), horizontal flip, mild brightness/contrast/saturation jitter. Eval: resize
+    crop to `crop_size` (H, W), horizontal flip, sometimes a small roll, blur or JPEG round trip,
+    brightness/contrast/saturation jitter. Eval: resize
     to `crop_size` (H, W) when given, else keep the size. Images resize bilinear + antialias; masks always
     nearest (v2 dispatches tv_tensors.Mask to nearest), so no interpolated ids appear.
     """
@@ -194,9 +195,14 @@ def get_transform(
             v2.RandomResize(lo, max(hi, lo + 1), interpolation=v2.InterpolationMode.BILINEAR, antialias=True),
             v2.RandomCrop(crop_size, pad_if_needed=True, fill={tv_tensors.Image: 0, tv_tensors.Mask: ignore_index}),
             v2.RandomHorizontalFlip(0.5),
-            # No hue jitter: at +-0.02 it barely moved colours yet was 2/3 of the pipeline's time (3.2 of
-            # 4.8 ms a 256x256 crop, one thread), time taken from the training step on a 2-core CPU.
-            v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2),
+            # What a real camera does that a rendered frame may not: a little roll (corners become
+            # ignore), defocus, JPEG blocking. No hue jitter: at +-0.02 it barely moved colours yet was 2/3
+            # of the pipeline's time (3.2 of 4.8 ms a 256x256 crop, one thread) on a 2-core CPU.
+            v2.RandomApply([v2.RandomRotation(4.0, fill={tv_tensors.Image: 0, tv_tensors.Mask: ignore_index})],
+                           p=0.2),
+            v2.RandomApply([v2.GaussianBlur(5, sigma=(0.3, 1.4))], p=0.15),
+            v2.RandomApply([v2.JPEG((35, 95))], p=0.2),
+            v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3),
         ]
     else:
         steps = [] if crop_size is None else [
