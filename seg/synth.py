@@ -379,6 +379,30 @@ def write_images(out, n: int, seed: int = 0, size: tuple[int, int] = (1242, 375)
     return [out / f"{j[1]}.png" for j in jobs]
 
 
+def write_preview(path, n: int, seed: int = 0, size: tuple[int, int] = (512, 384), style: str = "in",
+                  cols: int = 2) -> Path:
+    """Write a JPEG grid of validation frames `0..n-1` of dataset `seed`, each as image | colour-coded label.
+
+    Returns the path. The grid is (ceil(n / cols) rows) x (cols pairs) of frames at `size`.
+    """
+    from seg.viz import colorize  # viz is the one place for label colours
+
+    path = Path(path)
+    if n < 1:
+        raise ValueError("a preview needs at least one frame")
+    W, H = size
+    rows = -(-n // cols)
+    grid = Image.new("RGB", (2 * W * cols, H * rows), (255, 255, 255))
+    for i in range(n):
+        img, lab = render(frame_seed("validation", seed, i), size, style)
+        x, y = (i % cols) * 2 * W, (i // cols) * H
+        grid.paste(img, (x, y))
+        grid.paste(Image.fromarray(colorize(lab, VISTAS)), (x + W, y))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid.save(path, quality=85)
+    return path
+
+
 def _run(jobs: list, workers: int) -> None:
     if workers == 1 or len(jobs) < 2:
         for j in jobs:
@@ -408,7 +432,7 @@ class _Parser(argparse.ArgumentParser):
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m seg.synth", description=__doc__.split("\n")[0])
-    p.add_argument("--out", required=True, help="output folder (Vistas layout)")
+    p.add_argument("--out", help="output folder (Vistas layout); required unless --preview")
     p.add_argument("--train", type=_count, required=True, help="number of training frames (0: no folder)")
     p.add_argument("--val", type=_count, required=True, help="number of validation frames")
     p.add_argument("--seed", type=_count, default=0, help="dataset seed (frame seeds derive from it)")
@@ -417,6 +441,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--images-only", action="store_true",
                    help="write the --val frames as OUT/PREFIXnnn.png images only, no labels (needs --train 0)")
     p.add_argument("--prefix", default="frame_", help="file name prefix for --images-only")
+    p.add_argument("--preview", metavar="FILE",
+                   help="write a JPEG grid of the --val frames (image | colour-coded label) to FILE instead of a "
+                        "dataset; needs --train 0")
     p.add_argument("--style", choices=("in", "out"), default="in",
                    help="appearance: 'in' (what training sees, default) or 'out' (held-out palettes, textures and "
                         "colour casts for an out-of-style validation set; needs --train 0)")
@@ -426,6 +453,10 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = get_args_parser()
     args = parser.parse_args(argv)
+    if args.out is None and args.preview is None:
+        parser.error("the following arguments are required: --out")
+    if args.preview and (args.train or args.images_only):
+        parser.error("--preview draws validation frames only; use --train 0 and no --images-only")
     if args.images_only and args.train:
         parser.error("--images-only writes validation frames only; use --train 0")
     if args.style != "in" and args.train:
@@ -433,7 +464,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.style != "in" and args.images_only:
         parser.error("--images-only writes the training style only; drop --style")
     try:
-        if args.images_only:
+        if args.preview:
+            write_preview(args.preview, args.val, args.seed, args.size, args.style)
+        elif args.images_only:
             write_images(args.out, args.val, args.seed, args.size, args.prefix, args.workers)
         else:
             write_dataset(args.out, args.train, args.val, args.seed, args.size, args.workers, args.style)
