@@ -32,7 +32,7 @@ C = {k: VISTAS.index(n) for k, n in {
     "motorcycle": "object--vehicle--motorcycle", "bicyclist": "human--rider--bicyclist",
     "motorcyclist": "human--rider--motorcyclist", "bench": "object--bench", "trash": "object--trash-can",
     "hydrant": "object--fire-hydrant", "junction_box": "object--junction-box", "mountain": "nature--mountain",
-    "water": "nature--water", "banner": "object--banner",
+    "water": "nature--water",
 }.items()}
 M = {k: i for i, k in enumerate(("flat", "brick", "plaster", "foliage", "fine", "planks", "bars", "bark",
                                  "concrete", "tiles", "grate"))}
