@@ -7,6 +7,7 @@ import numpy as np
 
 from seg import synth_objects as o
 from seg import synth_props as pr
+from seg import synth_road_users as ru
 from seg.synth_objects import C, M, Scene
 
 BUILDING_RATE = {"urban": 0.95, "suburban": 0.75, "rural": 0.15}
@@ -56,24 +57,24 @@ def populate(rng, sc: Scene, area: str, lanes: int, lw: float) -> None:
         _furniture(rng, sc, area, s, side, walk_u)
         for _ in range(int(rng.poisson(PERSON_RATE[area]))):
             z = rng.uniform(3, 40)
-            o.add(sc, z, o.person, _person(rng, s * (side.kerb + side.curb + side.verge
+            o.add(sc, z, ru.person, _person(rng, s * (side.kerb + side.curb + side.verge
                                                      + rng.uniform(0.3, max(0.4, side.walk))), z))
         if side.park or (rng.random() < 0.4 and area == "urban"):  # parked cars
             u = s * (side.kerb - side.park / 2) if side.park else s * (sc.wr - 1.05)
             z = rng.uniform(1, 10)
             while z < 60:
-                o.add(sc, z, o.vehicle, _vehicle(rng, sc, u, z, front=False, parked=True))
+                o.add(sc, z, ru.vehicle, _vehicle(rng, sc, u, z, front=False, parked=True))
                 z += rng.uniform(5.0, 9.0) + 6 * (rng.random() < 0.3)
         if side.bike and rng.random() < 0.5:
             z = rng.uniform(4, 30)
-            o.add(sc, z, pr.two_wheeler, _two_wheeler(rng, sc, s * (sc.wr + side.bike / 2), z, "bicycle", True))
+            o.add(sc, z, ru.two_wheeler, _two_wheeler(rng, sc, s * (sc.wr + side.bike / 2), z, "bicycle", True))
     if sc.cross is not None:
         for _ in range(int(rng.poisson(1.2))):
             z = sc.cross[0] + rng.uniform(0.5, sc.cross[1] - 0.5)
-            o.add(sc, z, o.person, _person(rng, rng.uniform(-sc.wr, sc.wr), z))
+            o.add(sc, z, ru.person, _person(rng, rng.uniform(-sc.wr, sc.wr), z))
         if rng.random() < 0.25:  # someone wheeling a bike across
             z = sc.cross[0] + sc.cross[1] / 2
-            o.add(sc, z, pr.two_wheeler, _two_wheeler(rng, sc, rng.uniform(-sc.wr, sc.wr), z, "bicycle", True,
+            o.add(sc, z, ru.two_wheeler, _two_wheeler(rng, sc, rng.uniform(-sc.wr, sc.wr), z, "bicycle", True,
                                                       side_view=True))
     if rng.random() < 0.5:
         _traffic_lights(rng, sc)
@@ -219,7 +220,7 @@ def _furniture(rng, sc, area, s, side, walk_u):
                                            color=o._gray(rng, (150, 155, 150), 25)))
     for _ in range(int(rng.poisson(0.6 * rate))):  # parked bicycles
         z = rng.uniform(3, 30)
-        o.add(sc, z, pr.two_wheeler, _two_wheeler(rng, sc, walk_u + s * rng.uniform(0.2, 0.8), z, "bicycle", False,
+        o.add(sc, z, ru.two_wheeler, _two_wheeler(rng, sc, walk_u + s * rng.uniform(0.2, 0.8), z, "bicycle", False,
                                                   side_view=rng.random() < 0.5))
 
 
@@ -244,18 +245,18 @@ def _traffic(rng, sc, area, lanes, lw):
         z = rng.uniform(6, 25) if abs(uc - sc.cam.x0) < lw / 2 else rng.uniform(2, 25)
         for _ in range(int(rng.poisson(1.3))):
             if rng.random() < 0.08:
-                o.add(sc, z, pr.two_wheeler, _two_wheeler(rng, sc, uc + rng.normal(0, 0.4), z, "motorcycle", True))
+                o.add(sc, z, ru.two_wheeler, _two_wheeler(rng, sc, uc + rng.normal(0, 0.4), z, "motorcycle", True))
                 z += rng.uniform(5, 20)
                 continue
             v = _vehicle(rng, sc, uc + rng.normal(0, 0.2), z, front=front, parked=False, urban=area != "rural")
-            o.add(sc, z, o.vehicle, v)
+            o.add(sc, z, ru.vehicle, v)
             z += v["len"] + rng.uniform(3, 25)
             if z > 80:
                 break
     if rng.random() < 0.15:  # a cyclist at the kerb
         s = int(rng.choice([-1, 1]))
         z = rng.uniform(5, 30)
-        o.add(sc, z, pr.two_wheeler, _two_wheeler(rng, sc, s * (sc.wr - 0.6), z, "bicycle", True))
+        o.add(sc, z, ru.two_wheeler, _two_wheeler(rng, sc, s * (sc.wr - 0.6), z, "bicycle", True))
 
 
 def _tree(rng, sc, u, z):

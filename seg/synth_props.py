@@ -1,4 +1,4 @@
-"""Street furniture, barriers, two-wheelers and backdrops of the street world (`seg.synth`).
+"""Street furniture, barriers, signs, billboards and backdrops of the street world (`seg.synth`).
 
 Painters in the style of `seg.synth_objects`: each takes the Canvas and a dict of sampled parameters and
 draws polygons into image, label and material maps at once; world coordinates u (across), y (up), z (ahead).
@@ -139,55 +139,6 @@ def junction_box(cv: Canvas, jb: dict) -> None:
     cv.zquad(u - jb["w"] / 2, u + jb["w"] / 2, 0, jb["h"], z, jb["color"], C["junction_box"], M["fine"], 0.95)
     cv.zquad(u - jb["w"] / 2, u + jb["w"] / 2, jb["h"] - 0.06, jb["h"], z - 0.01, jb["color"], C["junction_box"],
              M["fine"], 1.15)
-
-
-def two_wheeler(cv: Canvas, tw: dict) -> None:
-    """Bicycle or motorcycle seen from behind/in front (narrow) or from the side, with or without a rider."""
-    u, z, rng = tw["u"], tw["z"], tw["rng"]
-    moto = tw["kind"] == "motorcycle"
-    cls = C["motorcycle"] if moto else C["bicycle"]
-    r = 0.33 if moto else 0.34
-    p = cv.p
-    cv.blob(u, 0.0, z, 0.4 if tw["side_view"] else 0.25, 0.08, (22, 22, 24), None, 0, rng, 10)  # contact shadow
-    if tw["side_view"]:  # wheels as rings, frame between them; the bike runs across the view
-        for du in (-0.55, 0.55):
-            pts = [p(u + du + r * math.cos(t), r + r * math.sin(t), z) for t in np.linspace(0, 2 * math.pi, 14)]
-            cv.poly(pts, (25, 25, 27), cls, M["fine"], z)
-            inner = [p(u + du + 0.7 * r * math.cos(t), r + 0.7 * r * math.sin(t), z - 0.01)
-                     for t in np.linspace(0, 2 * math.pi, 12)]
-            cv.poly(inner, tw["behind"], None, 0, z)  # see-through spokes: background tone, image only
-        if moto:
-            cv.poly([p(u - 0.5, 0.35, z), p(u + 0.45, 0.4, z), p(u + 0.35, 0.85, z), p(u - 0.3, 0.8, z)],
-                    tw["color"], cls, M["fine"], z - 0.02)
-        else:
-            for a, b in (((-0.55, r), (0.0, r)), ((0.0, r), (0.25, 0.85)), ((-0.55, r), (-0.1, 0.85)),
-                         ((-0.1, 0.85), (0.35, 0.85)), ((0.55, r), (0.35, 0.95))):
-                w = 0.03
-                cv.poly([p(u + a[0], a[1] - w, z - 0.02), p(u + b[0], b[1] - w, z - 0.02), p(u + b[0], b[1] + w, z - 0.02),
-                         p(u + a[0], a[1] + w, z - 0.02)], tw["color"], cls, M["fine"], z)
-        seat_u = u - 0.1
-    else:
-        w = 0.09 if moto else 0.035
-        cv.zquad(u - w, u + w, 0, 2 * r, z, (25, 25, 27), cls, M["fine"])
-        cv.zquad(u - 0.3, u + 0.3, 0.95 if not moto else 1.0, 1.0 if not moto else 1.08, z + 0.3, (40, 40, 42), cls,
-                 M["fine"])  # handlebar
-        if moto:
-            cv.zquad(u - 0.22, u + 0.22, 0.35, 0.85, z - 0.05, tw["color"], cls, M["fine"])
-            cv.zquad(u - 0.08, u + 0.08, 0.6, 0.7, z - 0.06, (190, 25, 20), cls, M["flat"])
-        seat_u = u
-    if tw["rider"] is not None:
-        rd = tw["rider"]
-        rcls = C["motorcyclist"] if moto else C["bicyclist"]
-        y0 = 0.85 if moto else 0.9
-        cv.poly([p(seat_u - 0.16, y0, z - 0.05), p(seat_u + 0.16, y0, z - 0.05), p(seat_u + 0.2, y0 + 0.62, z - 0.05),
-                 p(seat_u - 0.2, y0 + 0.62, z - 0.05)], rd["top"], rcls, M["fine"], z, rd["light"])
-        for side in (-1, 1):  # legs down to the pedals/footrests
-            cv.poly([p(seat_u + side * 0.05, y0 + 0.05, z - 0.06), p(seat_u + side * 0.17, y0 + 0.05, z - 0.06),
-                     p(seat_u + side * 0.16, 0.25, z - 0.06), p(seat_u + side * 0.06, 0.25, z - 0.06)], rd["legs"],
-                    rcls, M["fine"], z, rd["light"] * 0.9)
-        head = rd["helmet"] if rd["helmet"] else rd["skin"]
-        cv.blob(seat_u, y0 + 0.78, z - 0.05, 0.12 if moto else 0.1, 0.13 if moto else 0.12, head, rcls, M["fine"], rng,
-                12, 0.0, rd["light"])
 
 
 def mountains(cv: Canvas, m: dict) -> None:
