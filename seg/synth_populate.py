@@ -121,6 +121,12 @@ def _buildings(rng, sc, area, s, side, zfar, seg, reach, shadow_z):
                  fascia=(o._pick(rng, [(30, 30, 35), (200, 30, 30), (240, 240, 235), (30, 70, 150)]),
                          o._pick(rng, [(240, 240, 240), (240, 200, 40), (20, 20, 20)])) if shop and rng.random() < 0.7
                  else None)
+        if area == "urban" and hb > 12 and rng.random() < 0.2:  # glass curtain wall: sky-tinted panes, thin mullions
+            b.update(bay=rng.uniform(1.3, 1.8), floor=rng.uniform(3.0, 3.6), mullion=False, courses=False, balcony=False,
+                     shop=0, frame=o._gray(rng, (60, 62, 66), 25), color=o._gray(rng, (70, 75, 80), 20), mat=M["fine"],
+                     glass=[o._vary(rng, (sc.sky_horizon * rng.uniform(0.6, 0.95)).tolist(), 10) for _ in range(5)]
+                     + [o._vary(rng, (45, 60, 70), 10)] * 2)
+            b.update(win_w=b["bay"] - 0.12, win_h=b["floor"] - 0.25)
         o.add_along(sc, o.building, b, b["z0"], b["z1"], seg)
         if s == sc.sun_side and sc.sun_rgb[0] > sc.shade_rgb[0] * 1.2:
             m = (shadow_z > b["z0"]) & (shadow_z < b["z1"])
@@ -262,7 +268,9 @@ def _traffic(rng, sc, area, lanes, lw):
 def _tree(rng, sc, u, z):
     base = o._pick(rng, sc.style.foliage)
     sc.looks["foliage"].append(base)
-    return dict(u=u, z=z, rng=rng, crown_y=rng.uniform(1.8, 4.0), r=rng.uniform(1.5, 3.5), tall=rng.uniform(0.9, 1.4),
+    big = rng.random() < 0.2  # mature trees whose crowns overhang the street
+    return dict(u=u, z=z, rng=rng, crown_y=rng.uniform(1.8, 4.0) + 2.0 * big,
+                r=rng.uniform(3.5, 6.0) if big else rng.uniform(1.5, 3.5), tall=rng.uniform(0.9, 1.4),
                 trunk=rng.uniform(0.2, 0.45), bark=o._vary(rng, (75, 65, 55), 12), lobes=int(rng.integers(2, 6)),
                 green=o._vary(rng, base, 10))
 

@@ -292,13 +292,14 @@ def test_camera_warp_keeps_label_ids_exact_and_fills_the_frame():
 
 
 def test_cli_preview_grid_pairs_images_with_their_labels(tmp_path):
-    r = _cli("--preview", str(tmp_path / "grid.jpg"), "--train", "0", "--val", "3", "--seed", "7", "--size", "64x48")
+    r = _cli("--preview", str(tmp_path / "grid.png"), "--train", "0", "--val", "3", "--seed", "7", "--size", "64x48")
     assert r.returncode == 0, r.stderr
-    grid = np.asarray(Image.open(tmp_path / "grid.jpg").convert("RGB"), np.float32)
+    grid = np.asarray(Image.open(tmp_path / "grid.png").convert("RGB"))
     assert grid.shape == (2 * 48, 2 * 2 * 64, 3)  # 3 frames in 2 columns of (image | label)
     from seg.viz import colorize
     img, lab = synth.render(synth.frame_seed("validation", 7, 2), SMALL)
-    assert np.abs(grid[48:, :64] - np.asarray(img, np.float32)).mean() < 8  # third frame, row 2 (JPEG)
-    assert np.abs(grid[48:, 64:128] - colorize(lab, VISTAS)).mean() < 8
+    assert np.array_equal(grid[48:, :64], np.asarray(img))  # third frame, second row (PNG: lossless)
+    assert np.array_equal(grid[48:, 64:128], colorize(lab, VISTAS))
+    assert (grid[48:, 128:] == 255).all()  # no fourth frame: white
     r = _cli("--preview", str(tmp_path / "g2.jpg"), "--train", "2", "--val", "1")
     assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "g2.jpg").exists()
