@@ -45,7 +45,7 @@ def class_stats(root: str | Path, split: str = "validation", limit: int | None =
     if table.ignore_index is not None:
         pixels[table.ignore_index] = frames[table.ignore_index] = 0
     total = int(pixels.sum())
-    rows = [{"id": i, "name": table.readable[i], "pixels": int(pixels[i]),
+    rows = [{"id": int(i), "name": table.readable[i], "pixels": int(pixels[i]),
              "share": float(pixels[i] / total) if total else 0.0, "frames": int(frames[i])}
             for i in np.argsort(-pixels, kind="stable") if pixels[i] > 0]
     return {"frames": len(pairs), "pixels": total, "ignored": ignored, "classes": rows}

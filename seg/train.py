@@ -336,6 +336,20 @@ def train(args, model, model_without_ddp, optimizer, scheduler, scaler, loader_i
     return code
 
 
+def init_from(model: nn.Module, path: str, arch: str, num_classes: int) -> None:
+    """Load the weights of checkpoint `path` into a fresh `model` (--init: fine-tune, e.g. the bundled model
+    on real Vistas). The checkpoint's end-of-run calibration (logit adjustment, bias fit) is undone so
+    training starts from its raw weights; the optimizer, schedule and step count start afresh."""
+    ckpt = load_checkpoint(path)
+    if ckpt["model_args"]["arch"] != arch or ckpt["model_args"]["num_classes"] != num_classes:
+        raise CheckpointError(f"{path}: --init needs a {arch} with {num_classes} classes, this is a "
+                              f"{ckpt['model_args']['arch']} with {ckpt['model_args']['num_classes']}")
+    model.load_state_dict({k: v.float() for k, v in ckpt["model"].items()})
+    if ckpt.get("unadjusted_bias") is not None:
+        with torch.no_grad():
+            output_conv(model).bias.copy_(torch.tensor(ckpt["unadjusted_bias"]))
+
+
 def main(args) -> int:
     device, rank, world = D.init_distributed(args.device)
     main_proc = rank == 0
@@ -364,6 +378,8 @@ def main(args) -> int:
     classes = val_set.classes if args.data == "synth" else train_set.classes
 
     model = create_model(args.arch, classes.num_classes, args.backbone_weights)
+    if args.init and resume is None:
+        init_from(model, args.init, args.arch, classes.num_classes)
     if args.sync_bn and world > 1:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(device)
@@ -464,6 +480,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--eval-limit", type=int, default=None, help="validate on the first N frames only")
     p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints")
     p.add_argument("--resume", action="store_true", help="continue from RUNDIR/last.pt")
+    p.add_argument("--init", default=None, metavar="CKPT",
+                   help="start from this checkpoint's weights (same arch and class count; ignored on --resume)")
     p.add_argument("--preset", choices=sorted(PRESETS), default=None, help="defaults for a known recipe")
     p.add_argument("--workers", type=int, default=None, help="data-loading worker processes")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -515,6 +533,8 @@ def resolve_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> a
         parser.error("--bias-fit must be >= 0")
     if args.bias_fit and args.data != "synth" and not args.bias_fit_data:
         parser.error("--bias-fit needs --bias-fit-data DIR (held-out frames) unless --data synth")
+    if args.init and not Path(args.init).is_file():
+        parser.error(f"--init {args.init}: no such file")
     if args.bias_fit_data and not Path(args.bias_fit_data).is_dir():
         parser.error(f"--bias-fit-data {args.bias_fit_data}: no such folder")
     for k in ("size", "crop"):

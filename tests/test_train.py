@@ -13,6 +13,7 @@ import torch
 
 from seg import train as T
 from seg.checkpoint import load_checkpoint, model_from_checkpoint
+from seg.model import output_conv
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = ["--arch", "lraspp_mobilenet_v3_large", "--size", "64x48", "--batch-size", "2", "--workers", "0",
@@ -279,3 +280,28 @@ def test_broken_bias_fit_data_is_reported_before_training(tiny_vistas, tmp_path,
     err = capsys.readouterr().err
     assert "--bias-fit-data" in err and "f001" in err and "Traceback" not in err
     assert not (out / "last.pt").exists()  # refused up front, not after training
+
+
+def test_init_starts_from_raw_weights_of_another_run(tiny_vistas, tmp_path, capsys):
+    first, second = tmp_path / "a", tmp_path / "b"
+    assert run_cli("--data", tiny_vistas, "--out", first, "--steps", 2, "--eval-every", 2, *FAST,
+                   "--class-weights", "sqrt-inv", "--logit-adjust", "1", "--bn-recalibrate", "0") == 0
+    src = load_checkpoint(first / "model.pt")
+    # lr 0 keeps every parameter where --init put it (batch-norm buffers still move in training mode)
+    assert run_cli("--data", tiny_vistas, "--out", second, "--steps", 1, "--eval-every", 1, *FAST, "--lr", 0,
+                   "--init", first / "model.pt", "--logit-adjust", "0", "--bn-recalibrate", "0") == 0
+    got = load_checkpoint(second / "last.pt")
+    assert got["step"] == 1 and [r["step"] for r in rows(second)[0]] == [1]  # a fresh run, not a resume
+    model = model_from_checkpoint(got)
+    params = {n for n, _ in model.named_parameters()}
+    bias = next(n for n, p in model.named_parameters() if p is output_conv(model).bias)
+    for n in params - {bias}:
+        assert torch.equal(got["model"][n], src["model"][n].float()), n
+    # the source's logit adjustment is undone: training starts from its raw output bias
+    assert torch.allclose(got["model"][bias], torch.tensor(src["unadjusted_bias"]))
+    assert not torch.allclose(src["model"][bias].float(), torch.tensor(src["unadjusted_bias"]), atol=1e-2)
+
+    assert run_cli("--data", tiny_vistas, "--out", tmp_path / "c", "--steps", 1, *FAST, "--arch",
+                   "deeplabv3_mobilenet_v3_large", "--init", first / "model.pt") == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: ") and str(first / "model.pt") in err and "lraspp_mobilenet_v3_large" in err
