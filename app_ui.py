@@ -184,10 +184,11 @@ def _evaluation(_pred, key: str, root: str, split: str, limit: int | None, roots
 def evaluation(pred, root: Path, split: str, limit: int | None) -> dict:
     """seg.evaluate result for (model, dataset, split, limit), computed once with a progress bar."""
     slot = st.empty()
-    with slot.container():  # the bar (and its replay on cache hits) lives here and is cleared after
-        result = _evaluation(pred, model_key(pred), str(root), split, limit, _roots())
-    slot.empty()
-    return result
+    try:
+        with slot.container():  # the bar (and its replay on cache hits) lives here and is cleared after
+            return _evaluation(pred, model_key(pred), str(root), split, limit, _roots())
+    finally:  # also when a bad frame stops the evaluation: the page shows the error, not a frozen bar
+        slot.empty()
 
 
 def _roots() -> tuple[str, ...]:

@@ -102,6 +102,18 @@ def test_validation_page_skips_dataset_files_linked_from_outside(env, tmp_path):
     assert "f009" not in _texts(at, ("markdown",))
 
 
+def test_dataset_config_linked_from_outside_is_refused(tmp_path):
+    from seg.data import DataError, VistasDataset
+
+    data = write_vistas(tmp_path / "data", n_train=1, n_val=2, size=(64, 48))
+    outside = write_vistas(tmp_path / "elsewhere", n_train=1, n_val=1, size=(64, 48))
+    (data / "config.json").unlink()
+    (data / "config.json").symlink_to(outside / "config.json")
+    assert len(VistasDataset(data, "validation")) == 2  # the library alone follows the link
+    with pytest.raises(DataError, match="config.json: leads outside the allowed folders"):
+        VistasDataset(data, "validation", roots=(data,))
+
+
 # ---- hostile dataset files -----------------------------------------------------------------------------
 
 
