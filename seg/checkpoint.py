@@ -5,6 +5,7 @@ A checkpoint is a dict (see docs/ARCHITECTURE.md) saved with `torch.save` and lo
 """
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 import warnings
@@ -36,17 +37,21 @@ def save_checkpoint(path: str | Path, ckpt: dict) -> None:
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        data = io.BytesIO()
+        # Serialised in memory first: torch's stream writer turns a failed write into an opaque RuntimeError,
+        # a plain write reports the OS's reason (e.g. "No space left on device").
+        torch.save(ckpt, data)
         fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
-            torch.save(ckpt, f)
+            f.write(data.getbuffer())
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; a checkpoint is an ordinary shared file
         os.replace(tmp, path)
-    except (OSError, RuntimeError) as e:  # torch.save reports a full disk as RuntimeError
+    except OSError as e:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else (str(e).strip().splitlines() or [""])[-1]
+        reason = e.strerror or (str(e).strip().splitlines() or [""])[-1]
         raise CheckpointError(f"{path}: could not be written ({reason[:160]}); "
                               "the previous file, if any, is unchanged") from None
     except BaseException:
