@@ -6,6 +6,7 @@ The model is loaded once per process (st.cache_resource) and shared by every ses
 from __future__ import annotations
 
 import html
+import os
 import runpy
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import streamlit as st
 
 from seg import appconfig, appdata, runlog
-from seg.paths import REPO_ROOT
+from seg.paths import REPO_ROOT, inside, printable
 
 CTX_KEY = "_seg_ctx"
 
@@ -48,10 +49,11 @@ def sidebar(config: appconfig.AppConfig) -> Context:
             if not exists:
                 raise ValueError(f"'{typed}': no such {'file' if key == 'checkpoint' else 'folder'}")
             values[key] = path
-        except ValueError as e:
+        except (ValueError, OSError) as e:  # OSError: e.g. [Errno 36] a name too long to look up
             values[key] = None
-            errors[key] = str(e)
-            sb.error(str(e), icon=":material/block:")
+            short = typed if len(typed) <= 80 else typed[:77] + "…"
+            errors[key] = str(e) if isinstance(e, ValueError) else f"'{short}': {e.strerror or e}"
+            sb.error(errors[key], icon=":material/block:")
     sb.caption("Relative paths start at the repository. Other folders: `streamlit run app.py -- --data DIR --runs DIR`.")
     ctx = Context(config, errors=errors, **values)
     st.session_state[CTX_KEY] = ctx
@@ -117,14 +119,21 @@ def model_key(pred) -> str:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _run(run_dir: str, name: str, mtime: float, size: int) -> runlog.RunData:
-    return runlog.load_run(run_dir, name)
+def _run(run_dir: bytes, name: str, mtime: float, size: int) -> runlog.RunData:
+    # The folder as bytes: a name with undecodable bytes is a valid path, but not text the cache can hash.
+    return runlog.load_run(os.fsdecode(run_dir), name)
 
 
 def load_run(run_dir: Path, name: str) -> runlog.RunData:
-    """A run's parsed log, re-read only when metrics.jsonl changes."""
-    _, mtime, size = _stamp(Path(run_dir) / runlog.METRICS_FILE)
-    return _run(str(run_dir), name, mtime, size)
+    """A run's parsed log, re-read only when metrics.jsonl changes.
+
+    Raises OSError when the log (links followed) has left the allowed folders since the run was listed.
+    """
+    log = Path(run_dir) / runlog.METRICS_FILE
+    if not inside(log, context().config.roots):
+        raise PermissionError(f"{printable(log)}: leads outside the folders this app may read")
+    _, mtime, size = _stamp(log)
+    return _run(os.fsencode(run_dir), name, mtime, size)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -157,7 +166,7 @@ PROGRESS_STEPS = 50  # progress updates are replayed from the cache on every rer
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _evaluation(_pred, key: str, root: str, split: str, limit: int | None) -> dict:
+def _evaluation(_pred, key: str, root: str, split: str, limit: int | None, roots: tuple[str, ...]) -> dict:
     from seg.evaluate import evaluate
 
     bar = st.progress(0.0, text="Evaluating the split (first time only)…")
@@ -169,24 +178,34 @@ def _evaluation(_pred, key: str, root: str, split: str, limit: int | None) -> di
             shown[0] = step
             bar.progress(min(done / max(total, 1), 1.0), text=f"Evaluating frame {done:,} of {total:,}…")
 
-    return evaluate(_pred, root, split=split, limit=limit, progress=progress)
+    return evaluate(_pred, root, split=split, limit=limit, progress=progress, roots=tuple(map(Path, roots)))
 
 
 def evaluation(pred, root: Path, split: str, limit: int | None) -> dict:
     """seg.evaluate result for (model, dataset, split, limit), computed once with a progress bar."""
     slot = st.empty()
-    with slot.container():  # the bar (and its replay on cache hits) lives here and is cleared after
-        result = _evaluation(pred, model_key(pred), str(root), split, limit)
-    slot.empty()
-    return result
+    try:
+        with slot.container():  # the bar (and its replay on cache hits) lives here and is cleared after
+            return _evaluation(pred, model_key(pred), str(root), split, limit, _roots())
+    finally:  # also when a bad frame stops the evaluation: the page shows the error, not a frozen bar
+        slot.empty()
+
+
+def _roots() -> tuple[str, ...]:
+    return tuple(map(str, context().config.roots))
+
+
+def dataset(root: str, split: str, stamp: float):
+    """The split's VistasDataset (file pairs, class table; files linked from outside the allowed folders left
+    out and listed in `.skipped`); rebuilt when the split folder changes."""
+    return _dataset(root, split, stamp, _roots())
 
 
 @st.cache_resource(max_entries=4)
-def dataset(root: str, split: str, stamp: float):
-    """The split's VistasDataset (file pairs, class table); rebuilt when the split folder changes."""
+def _dataset(root: str, split: str, stamp: float, roots: tuple[str, ...]):
     from seg.data import VistasDataset
 
-    return VistasDataset(root, split)
+    return VistasDataset(root, split, roots=tuple(map(Path, roots)))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

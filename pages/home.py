@@ -30,7 +30,7 @@ else:
                 f"`{appconfig.display_path(ctx.checkpoint)}`")
 
 st.subheader("Sources in use")
-runs = runlog.list_runs(ctx.runs) if ctx.runs else []
+runs = runlog.list_runs(ctx.runs, ctx.config.roots) if ctx.runs else []
 c1, c2 = st.columns(2)
 with c1:
     st.markdown("**Dataset**")

@@ -14,7 +14,7 @@ candidates = {}
 if (ctx.config.bundled_run / runlog.METRICS_FILE).is_file():
     candidates[ctx.config.bundled_run.resolve()] = f"{ctx.config.bundled_run.name} (bundled)"
 if ctx.runs is not None:
-    for d in runlog.list_runs(ctx.runs):
+    for d in runlog.list_runs(ctx.runs, ctx.config.roots):
         candidates.setdefault(d.resolve(), runlog.run_name(d, ctx.runs))
 elif ctx.errors.get("runs"):
     st.warning(f"Runs folder not used: {ctx.errors['runs']}", icon=":material/warning:")

@@ -4,6 +4,7 @@ import streamlit as st
 import app_ui
 from seg import appdata, figures
 from seg.data import DataError
+from seg.paths import printable
 
 DEFAULT_LIMIT = 300  # frames evaluated by default; the first pass costs ~0.1 s a frame on CPU
 
@@ -24,12 +25,19 @@ stamp = (ctx.data / split / "images").stat().st_mtime
 try:
     ds = app_ui.dataset(str(ctx.data), split, stamp)
 except DataError as e:
-    st.error(str(e), icon=":material/error:")
+    st.error(printable(e), icon=":material/error:")
     st.stop()
+if ds.skipped:
+    st.warning(f"{len(ds.skipped):,} file(s) left out: their links lead outside the folders this app may read, "
+               f"e.g. {printable(ds.skipped[0])}", icon=":material/link_off:")
 n_total = len(ds)
 limit = c2.number_input("Frames to evaluate", 1, max(n_total, 1), min(n_total, DEFAULT_LIMIT), step=50,
                         key="val_limit", help=f"{n_total:,} frames in this split; the first pass is cached.")
-result = app_ui.evaluation(pred, ctx.data, split, int(limit))
+try:
+    result = app_ui.evaluation(pred, ctx.data, split, int(limit))
+except ValueError as e:  # a bad frame (DataError) or a dataset whose class table is not the model's
+    st.error(printable(e), icon=":material/error:")
+    st.stop()
 frames = result["frames"]
 
 m = st.columns(4)
@@ -75,7 +83,7 @@ with tab_frames:
         st.divider()
         miou = "n/a" if row["miou"] is None else f"{row['miou']:.1%}"
         acc = "n/a" if row["pixel_acc"] is None else f"{row['pixel_acc']:.1%}"
-        st.markdown(f"**{row['stem']}** &nbsp; pixel accuracy {acc} · mIoU {miou}")
+        st.markdown(f"**{printable(row['stem'])}** &nbsp; pixel accuracy {acc} · mIoU {miou}")
         if as_overlay:
             views = [appdata.overlay_view(image, x, classes, alpha, only) for x in (labels, truth)]
         else:

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .paths import DEFAULT_CHECKPOINT, DEFAULT_DATA, DEFAULT_RUN_DIR, REPO_ROOT, SAMPLE_FRAMES, resolve_under
+from .paths import DEFAULT_CHECKPOINT, DEFAULT_DATA, DEFAULT_RUN_DIR, REPO_ROOT, SAMPLE_FRAMES, printable, resolve_under
 
 ENV = {"checkpoint": "SEG_CHECKPOINT", "data": "SEG_DATA", "runs": "SEG_RUNS", "samples": "SEG_SAMPLES"}
 DEFAULT_RUNS = DEFAULT_RUN_DIR.parent  # checkpoints/: holds the bundled run checkpoints/demo
@@ -71,9 +71,13 @@ def confine(typed: str | Path, roots: tuple[Path, ...]) -> Path:
     typed = str(typed).strip()
     if not typed:
         raise ValueError("empty path")
+    try:
+        user_path = Path(typed).expanduser() if typed.startswith("~") else Path(typed)
+    except RuntimeError:  # "~nosuchuser": no home folder to expand to
+        raise ValueError(f"'{typed}': unknown user folder") from None
     for root in roots:
         try:
-            return resolve_under(root, Path(typed).expanduser() if typed.startswith("~") else typed)
+            return resolve_under(root, user_path)
         except ValueError:
             continue
     allowed = ", ".join(str(r) for r in roots)
@@ -85,8 +89,8 @@ def confine(typed: str | Path, roots: tuple[Path, ...]) -> Path:
 
 
 def display_path(path: Path) -> str:
-    """Short form for captions: relative to the repository when inside it."""
+    """Short form for captions: relative to the repository when inside it; undecodable bytes shown as U+FFFD."""
     try:
-        return Path(path).resolve().relative_to(REPO_ROOT.resolve()).as_posix() or "."
+        return printable(Path(path).resolve().relative_to(REPO_ROOT.resolve()).as_posix() or ".")
     except ValueError:
-        return str(path)
+        return printable(path)

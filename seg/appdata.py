@@ -16,6 +16,7 @@ from PIL import Image
 from . import viz
 from .classes import ClassTable
 from .imageio import DEFAULT_MAX_PIXELS, ImageError, load_image
+from .paths import printable
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]  # Streamlit compares extensions case-insensitively
 MAX_UPLOAD_PIXELS = 25_000_000  # refused from the header, before decoding
@@ -181,11 +182,19 @@ def per_class_rows(per_class_iou: dict, classes: ClassTable) -> list[dict]:
 
 
 def list_splits(root: str | Path) -> list[str]:
-    """Sub-folders of a Vistas-layout root that hold images/ and labels/ (e.g. validation, training)."""
+    """Sub-folders of a Vistas-layout root that hold images/ and labels/ (e.g. validation, training).
+
+    Folders whose names are not valid UTF-8 are left out: a split name is page text and a cache key.
+    """
     root = Path(root)
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if (p / "images").is_dir() and (p / "labels").is_dir())
+    try:
+        entries = list(root.iterdir())
+    except OSError:  # an unreadable folder holds no split we can use
+        return []
+    return sorted(p.name for p in entries
+                  if (p / "images").is_dir() and (p / "labels").is_dir() and printable(p.name) == p.name)
 
 
 def frame_class_ids(row: dict, classes: ClassTable) -> list[int]:

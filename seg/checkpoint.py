@@ -5,6 +5,7 @@ A checkpoint is a dict (see docs/ARCHITECTURE.md) saved with `torch.save` and lo
 """
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 import warnings
@@ -13,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .checkpoint_schema import check_fields
 from .classes import ClassTable
 from .model import create_model
 
@@ -28,20 +30,33 @@ class CheckpointError(ValueError):
 def save_checkpoint(path: str | Path, ckpt: dict) -> None:
     """Write `ckpt` to `path` atomically: a temp file in the same folder, fsync, then rename.
 
-    A crash at any moment leaves either the old file or the new one, never a truncated file.
+    A crash at any moment leaves either the old file or the new one, never a truncated file. A failed
+    write (disk full, no permission) raises CheckpointError in one line; the old file stays as it was.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = io.BytesIO()
+        # Serialised in memory first: torch's stream writer turns a failed write into an opaque RuntimeError,
+        # a plain write reports the OS's reason (e.g. "No space left on device").
+        torch.save(ckpt, data)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
-            torch.save(ckpt, f)
+            f.write(data.getbuffer())
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; a checkpoint is an ordinary shared file
         os.replace(tmp, path)
+    except OSError as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        reason = e.strerror or (str(e).strip().splitlines() or [""])[-1]
+        raise CheckpointError(f"{path}: could not be written ({reason[:160]}); "
+                              "the previous file, if any, is unchanged") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
 
 
@@ -49,10 +64,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """Load and validate a checkpoint without executing code.
 
     Raises CheckpointError (one line, naming the file) for a missing, truncated, corrupted or unsafe
-    file (a pickle that asks for anything but tensors and plain containers), or missing keys.
+    file (a pickle that asks for anything but tensors and plain containers), missing keys, or a field of
+    the wrong type or out of range (see `seg.checkpoint_schema`, e.g. "bad field input_size: ...").
     """
     path = Path(path)
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except OSError as e:  # e.g. a name too long to look up
+        raise CheckpointError(f"{path}: cannot open ({e.strerror or e})") from None
+    if not found:
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
         with warnings.catch_warnings():
@@ -72,6 +92,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     missing = [k for k in REQUIRED_KEYS if k not in ckpt]
     if missing:
         raise CheckpointError(f"{path}: not a seg checkpoint (missing keys: {', '.join(missing)})")
+    try:
+        check_fields(ckpt)
+    except ValueError as e:
+        raise CheckpointError(f"{path}: bad field {e}") from None
     ckpt["_path"] = str(path)
     return ckpt
 

@@ -83,6 +83,9 @@ _VISTAS_V12 = [
 
 NUM_CLASSES = len(_VISTAS_V12)  # 66
 IGNORE_INDEX = NUM_CLASSES - 1  # 65 = Unlabeled: ignored in loss and metrics
+MAX_CLASSES = 256  # label maps and predictions are uint8 ids
+MAX_NAME_CHARS = 200
+MAX_CONFIG_BYTES = 4_000_000  # a 256-class config.json is ~30 kB
 
 
 @dataclass(frozen=True)
@@ -132,12 +135,13 @@ class ClassTable:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ClassTable":
-        return cls(
-            names=tuple(d["names"]),
-            readable=tuple(d["readable"]),
-            colors=tuple(tuple(int(v) for v in c) for c in d["colors"]),
-            ignore_index=d.get("ignore_index"),
-        )
+        """The checkpoint form back into a table; ValueError naming the field ("classes.colors[3]: ...")."""
+        if not isinstance(d, dict):
+            raise ValueError(f"classes: expected a dict of names, readable, colors, got {short_repr(d)}")
+        for key in ("names", "readable", "colors"):
+            if key not in d:
+                raise ValueError(f"classes.{key}: missing")
+        return make_table(d["names"], d["readable"], d["colors"], d.get("ignore_index"), "classes.")
 
     def to_config(self) -> dict:
         """The dataset `config.json` form (Vistas layout)."""
@@ -167,21 +171,85 @@ def load_config(path: str | Path) -> ClassTable:
     """Read a Vistas `config.json` into a ClassTable.
 
     The ignore index is the last class whose `evaluate` is false (Unlabeled in Vistas), else None.
-    Raises ValueError naming the file when it is not a valid Vistas config.
+    Raises ValueError naming the file (and the field) when it is not a valid Vistas config: unreadable,
+    over MAX_CONFIG_BYTES, not JSON, nested too deep, or a label with a bad name or color.
     """
     path = Path(path)
     try:
-        labels = json.loads(path.read_text())["labels"]
-        names = tuple(str(l["name"]) for l in labels)
-        readable = tuple(str(l.get("readable", l["name"])) for l in labels)
-        colors = tuple(tuple(int(v) for v in l["color"]) for l in labels)
-        evaluate = [bool(l.get("evaluate", True)) for l in labels]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"{path}: not a Vistas config.json ({e.__class__.__name__}: {e})") from None
-    if not labels or len(labels) > 256 or any(len(c) != 3 for c in colors):
-        raise ValueError(f"{path}: expected 1-256 labels with RGB colors")
-    skipped = [i for i, ev in enumerate(evaluate) if not ev]
-    return ClassTable(names, readable, colors, skipped[-1] if skipped else None)
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ValueError(f"over {MAX_CONFIG_BYTES:,} bytes")
+        labels = json.loads(path.read_bytes())["labels"]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:  # RecursionError: [[[[...]]]]
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else (str(e).splitlines() or [""])[0][:160]
+        raise ValueError(f"{path}: not a Vistas config.json ({e.__class__.__name__}: {reason})") from None
+    try:
+        if not isinstance(labels, list):
+            raise ValueError(f"labels: expected a list, got {short_repr(labels)}")
+        for i, label in enumerate(labels):
+            if not isinstance(label, dict) or "name" not in label or "color" not in label:
+                raise ValueError(f"labels[{i}]: expected an object with a name and a color")
+        names = [label["name"] for label in labels]
+        readable = [label.get("readable", label["name"]) for label in labels]
+        colors = [label["color"] for label in labels]
+        skipped = [i for i, label in enumerate(labels) if not label.get("evaluate", True)]
+        return make_table(names, readable, colors, skipped[-1] if skipped else None, "labels.",
+                          item=lambda key, i: f"labels[{i}].{_CONFIG_KEYS[key]}")
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+
+
+_CONFIG_KEYS = {"names": "name", "readable": "readable", "colors": "color"}
+
+
+def make_table(names, readable, colors, ignore_index, prefix: str = "", item=None) -> ClassTable:
+    """Check raw class fields (from a checkpoint or a config.json) and build the table.
+
+    names / readable: 1..MAX_CLASSES non-empty strings of at most MAX_NAME_CHARS (valid Unicode);
+    colors: as many [r, g, b] ints in 0..255; ignore_index: None or an id of the table.
+    Raises ValueError starting with the field, e.g. "classes.colors[3]: expected [r, g, b] ints in 0..255".
+    `item(key, i)` names one entry's field (default f"{prefix}{key}[{i}]").
+    """
+    item = item or (lambda key, i: f"{prefix}{key}[{i}]")
+    for key, seq in (("names", names), ("readable", readable), ("colors", colors)):
+        if not isinstance(seq, (list, tuple)):
+            raise ValueError(f"{prefix}{key}: expected a list, got {short_repr(seq)}")
+    n = len(names)
+    if not 1 <= n <= MAX_CLASSES:
+        raise ValueError(f"{prefix}names: {n} classes, expected 1 to {MAX_CLASSES} (label maps hold 8-bit ids)")
+    for key, seq in (("readable", readable), ("colors", colors)):
+        if len(seq) != n:
+            raise ValueError(f"{prefix}{key}: {len(seq)} entries for {n} class names")
+    for key, seq in (("names", names), ("readable", readable)):
+        for i, v in enumerate(seq):
+            if not isinstance(v, str) or not v.strip() or len(v) > MAX_NAME_CHARS or not _is_unicode(v):
+                raise ValueError(f"{item(key, i)}: expected a non-empty text of at most {MAX_NAME_CHARS} "
+                                 f"characters, got {short_repr(v)}")
+    for i, c in enumerate(colors):
+        if not (isinstance(c, (list, tuple)) and len(c) == 3 and all(_is_int(v) and 0 <= v <= 255 for v in c)):
+            raise ValueError(f"{item('colors', i)}: expected [r, g, b] ints in 0..255, got {short_repr(c)}")
+    if ignore_index is not None and not (_is_int(ignore_index) and 0 <= ignore_index < n):
+        raise ValueError(f"{prefix}ignore_index: expected null or a class id in 0..{n - 1}, got {short_repr(ignore_index)}")
+    return ClassTable(tuple(names), tuple(readable), tuple(tuple(int(v) for v in c) for c in colors),
+                      None if ignore_index is None else int(ignore_index))
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _is_unicode(text: str) -> bool:
+    """False for text holding lone surrogates (JSON "\\udcff"), which no page or terminal can encode."""
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def short_repr(value, limit: int = 60) -> str:
+    """A short repr of a hostile value for an error line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def table_for(root: str | Path | None) -> ClassTable:

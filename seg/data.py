@@ -9,6 +9,8 @@ int64 class ids, with `IGNORE_INDEX` (65, Unlabeled) where there is no label.
 from __future__ import annotations
 
 import os
+import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +23,8 @@ from torchvision.transforms import v2
 from seg import synth
 from seg.checkpoint import MEAN as IMAGENET_MEAN, STD as IMAGENET_STD
 from seg.classes import IGNORE_INDEX, ClassTable, table_for
-from seg.imageio import image_files
+from seg.imageio import DEFAULT_MAX_PIXELS as MAX_PIXELS, image_files
+from seg.paths import inside
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")  # list_images / KittiFrames, any case
 VISTAS_IMAGE_EXTS = (".jpg", ".jpeg", ".png")
@@ -41,20 +44,50 @@ def list_images(folder: str | Path) -> list[Path]:
     return image_files(folder, IMAGE_EXTS)
 
 
-def _scan_split(root: Path, split: str) -> tuple[list[tuple[Path, Path]], list[str]]:
-    """Pair `root/split/images/*` with `root/split/labels/*.png` by stem; returns (pairs, problems)."""
+def _listdir(folder: Path) -> tuple[list[Path], str | None]:
+    """Sorted entries of `folder`, or ([], "problem line") when it cannot be listed (no permission...)."""
+    try:
+        return sorted(folder.iterdir()), None
+    except OSError as e:
+        return [], f"{folder}: cannot list the folder ({e.strerror or e})"
+
+
+def _scan_split(root: Path, split: str, roots: tuple[Path, ...] | None = None
+                ) -> tuple[list[tuple[Path, Path]], list[str], list[str]]:
+    """Pair `root/split/images/*` with `root/split/labels/*.png` by stem; returns (pairs, problems, skipped).
+
+    With `roots`, files and folders that resolve (links followed) outside every root are left out and
+    listed in `skipped` instead of being read.
+    """
     img_dir, lbl_dir = root / split / "images", root / split / "labels"
     missing = [f"{d}: folder not found" for d in (img_dir, lbl_dir) if not d.is_dir()]
     if missing:
-        return [], missing
+        return [], missing, []
+    if roots is not None:
+        outside = [f"{d}: leads outside the allowed folders" for d in (img_dir, lbl_dir) if not inside(d, roots)]
+        if outside:
+            return [], outside, []
     problems: list[str] = []
+    skipped: list[str] = []
+    entries = {}
+    for d in (img_dir, lbl_dir):
+        entries[d], problem = _listdir(d)
+        if problem:
+            return [], [problem], []
+
+    def allowed(p: Path) -> bool:
+        if roots is None or inside(p, roots):
+            return True
+        skipped.append(f"{p}: leads outside the allowed folders")
+        return False
+
     images: dict[str, Path] = {}
-    for p in sorted(img_dir.iterdir()):
-        if p.is_file() and p.suffix.lower() in VISTAS_IMAGE_EXTS:
+    for p in entries[img_dir]:
+        if p.is_file() and p.suffix.lower() in VISTAS_IMAGE_EXTS and allowed(p):
             if p.stem in images:
                 problems.append(f"{p}: same stem as {images[p.stem].name}; which one is the frame?")
             images[p.stem] = p
-    labels = {p.stem: p for p in sorted(lbl_dir.iterdir()) if p.is_file() and p.suffix.lower() == ".png"}
+    labels = {p.stem: p for p in entries[lbl_dir] if p.is_file() and p.suffix.lower() == ".png" and allowed(p)}
     pairs = []
     for stem, img in images.items():
         if stem in labels:
@@ -64,7 +97,34 @@ def _scan_split(root: Path, split: str) -> tuple[list[tuple[Path, Path]], list[s
     problems += [f"{lbl}: label without an image in {img_dir}" for s, lbl in labels.items() if s not in images]
     if not images:
         problems.append(f"{img_dir}: no .jpg/.jpeg/.png images")
-    return pairs, problems
+    return pairs, problems, skipped
+
+
+def _open(path: Path, what: str, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Image.open that checks the header's pixel count and turns every failure into DataError naming the file.
+
+    Lazy like Image.open: only the header is read here.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(path)
+    except (OSError, ValueError, SyntaxError, struct.error,
+            Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        if isinstance(e, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+            raise DataError(f"{path}: {what} is over the {max_pixels:,}-pixel limit") from None
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else _first_line(e)
+        raise DataError(f"{path}: unreadable {what} ({reason})") from None
+    w, h = im.size
+    if w * h > max_pixels:
+        im.close()
+        raise DataError(f"{path}: {what} of {w}x{h} is over the {max_pixels:,}-pixel limit")
+    return im
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return f"{e.__class__.__name__}: {lines[0][:160]}" if lines else e.__class__.__name__
 
 
 def read_label(path: str | Path, classes: ClassTable) -> np.ndarray:
@@ -74,15 +134,17 @@ def read_label(path: str | Path, classes: ClassTable) -> np.ndarray:
     unreadable file, an RGB(A) label, or ids outside the table.
     """
     try:
-        with Image.open(path) as im:
+        with _open(Path(path), "label") as im:
             if im.mode not in LABEL_MODES:
                 raise DataError(
                     f"{path}: label is mode {im.mode}, expected paletted (P) or grayscale (L) class ids; "
                     "color labels cannot be read safely (Vistas v1.0 palettes repeat colors)"
                 )
             ids = np.array(im)  # P mode: the palette indices themselves, not colors
-    except OSError as e:
-        raise DataError(f"{path}: unreadable label ({e})") from None
+    except (OSError, ValueError, SyntaxError, struct.error) as e:
+        if isinstance(e, DataError):
+            raise
+        raise DataError(f"{path}: unreadable label ({_first_line(e)})") from None
     bad = np.unique(ids[(ids >= classes.num_classes) & (ids != VOID_VALUE)])
     if bad.size:
         raise DataError(f"{path}: label ids {bad[:8].tolist()} outside the {classes.num_classes}-class table")
@@ -94,11 +156,13 @@ def read_label(path: str | Path, classes: ClassTable) -> np.ndarray:
 
 def _read_image(path: Path) -> Image.Image:
     try:
-        with Image.open(path) as im:
+        with _open(path, "image") as im:
             # No EXIF transpose: Vistas labels are aligned with the stored pixel grid.
             return im.convert("RGB")
-    except OSError as e:
-        raise DataError(f"{path}: unreadable image ({e})") from None
+    except (OSError, ValueError, SyntaxError, struct.error) as e:  # e.g. a JPEG cut short after its header
+        if isinstance(e, DataError):
+            raise
+        raise DataError(f"{path}: unreadable image ({_first_line(e)})") from None
 
 
 def _to_tv(image: Image.Image, ids: np.ndarray) -> tuple[tv_tensors.Image, tv_tensors.Mask]:
@@ -113,12 +177,19 @@ class VistasDataset(Dataset):
     Pairs are checked at construction (DataError naming the first unpaired files). Item i is
     `transforms(image, target)`, or without transforms `(tv_tensors.Image uint8 (3, H, W),
     tv_tensors.Mask int64 (H, W))`. `classes` is the dataset's config.json table, else the built-in one.
+    With `roots` (the app's allowed folders), files whose links lead outside them are never opened; they
+    are listed in `skipped`.
     """
 
-    def __init__(self, root: str | Path, split: str, transforms=None):
+    def __init__(self, root: str | Path, split: str, transforms=None, roots: tuple[Path, ...] | None = None):
         self.root, self.split, self.transforms = Path(root), split, transforms
-        self.classes = table_for(self.root)
-        self.pairs, problems = _scan_split(self.root, split)
+        if roots is not None and (self.root / "config.json").exists() and not inside(self.root / "config.json", roots):
+            raise DataError(f"{self.root / 'config.json'}: leads outside the allowed folders")
+        try:
+            self.classes = table_for(self.root)
+        except ValueError as e:  # a bad config.json: one line naming it
+            raise DataError(str(e)) from None
+        self.pairs, problems, self.skipped = _scan_split(self.root, split, roots)
         if problems:
             more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
             raise DataError("; ".join(problems[:5]) + more)
@@ -142,26 +213,28 @@ class VistasDataset(Dataset):
 def check_split(root: str | Path, split: str, max_files: int | None = None) -> list[str]:
     """Scan a split for problems before training; returns readable lines naming files ([] when clean).
 
-    Images are checked from their headers (size only); labels are decoded fully (mode, size, id range).
-    `max_files` limits how many pairs are opened (pairing is always checked for all).
+    Images are decoded (JPEGs at 1/8 scale, which still reads every byte: a truncated file shows up);
+    labels are decoded fully (mode, size, id range). `max_files` limits how many pairs are opened
+    (pairing is always checked for all).
     """
     root = Path(root)
     try:
         classes = table_for(root)
     except ValueError as e:
         return [str(e)]
-    pairs, problems = _scan_split(root, split)
+    pairs, problems, _ = _scan_split(root, split)
     for img_path, lbl_path in pairs[:max_files]:
         try:
-            with Image.open(img_path) as im:
-                size = im.size  # header only: no pixel decode
-        except OSError as e:
-            problems.append(f"{img_path}: unreadable image ({e})")
-            continue
-        try:
+            with _open(img_path, "image") as im:
+                size = im.size
+                im.draft("RGB", (max(1, size[0] // 8), max(1, size[1] // 8)))  # JPEG: decode at 1/8 scale
+                im.load()  # reads every byte, so a file cut short after its header is found now
             ids = read_label(lbl_path, classes)
         except DataError as e:
             problems.append(str(e))
+            continue
+        except (OSError, ValueError, SyntaxError, struct.error) as e:  # the image data, not its header
+            problems.append(f"{img_path}: unreadable image ({_first_line(e)})")
             continue
         if ids.shape != (size[1], size[0]):
             problems.append(f"{lbl_path}: label is {ids.shape[1]}x{ids.shape[0]}, image is {size[0]}x{size[1]}")

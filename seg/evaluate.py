@@ -31,18 +31,20 @@ def evaluate(
     split: str = "validation",
     limit: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    roots: tuple[Path, ...] | None = None,
 ) -> dict:
     """Score `predictor` (anything with `.predict(image (H, W, 3) uint8) -> (H, W) ids` and `.classes`).
 
     Args:
         root: Vistas-layout folder; split: its subfolder; limit: first N frames only.
         progress: called as progress(done, total) after each frame.
+        roots: when given (the app), dataset files whose links lead outside these folders are not read.
     Returns: dict(miou, pixel_acc, per_class_iou {readable name: IoU or None when the class is absent from
     both truth and prediction; the ignore class left out}, confusion (C, C) nested list (rows = truth),
     frames [dict(stem, pixel_acc, miou, classes: readable names present in the truth)], num_frames,
     root, split). Raises DataError for a broken split, ValueError when the class tables disagree.
     """
-    ds = VistasDataset(root, split)
+    ds = VistasDataset(root, split, roots=roots)
     classes = predictor.classes
     if len(ds.classes) != len(classes):
         raise ValueError(

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .paths import inside, printable
 
 METRICS_FILE = "metrics.jsonl"
 # A run whose log changed within this many seconds is shown as "live" and refreshed by itself.
@@ -58,6 +61,7 @@ def read_log(path: str | Path) -> tuple[list[dict], list[dict], list[dict]]:
     """
     path = Path(path)
     text = path.read_text(encoding="utf-8", errors="replace")
+    where = printable(path)
     lines = text.split("\n")
     train, evals, events = [], [], []
     for i, line in enumerate(lines):
@@ -66,12 +70,13 @@ def read_log(path: str | Path) -> tuple[list[dict], list[dict], list[dict]]:
             continue
         try:
             row = json.loads(line)
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, RecursionError) as e:  # RecursionError: [[[[...]]]] nested too deep
             if i == len(lines) - 1:  # no newline after it yet: the writer is mid-line
                 continue
-            raise RunLogError(f"{path}:{i + 1}: not a JSON object ({e.msg})") from None
+            reason = e.msg if isinstance(e, json.JSONDecodeError) else "nested too deep"
+            raise RunLogError(f"{where}:{i + 1}: not a JSON object ({reason})") from None
         if not isinstance(row, dict) or "step" not in row:
-            raise RunLogError(f"{path}:{i + 1}: expected an object with a 'step'")
+            raise RunLogError(f"{where}:{i + 1}: expected an object with a 'step'")
         if "loss" in row:
             train.append(row)
         elif "val_miou" in row:
@@ -107,25 +112,45 @@ def is_live(run_dir: str | Path) -> bool:
     return p.is_file() and time.time() - p.stat().st_mtime < LIVE_WINDOW_S
 
 
-def list_runs(runs_root: str | Path) -> list[Path]:
-    """Folders at or below `runs_root` (up to MAX_DEPTH deep) holding a metrics.jsonl, sorted."""
+def list_runs(runs_root: str | Path, roots: tuple[Path, ...] | None = None) -> list[Path]:
+    """Folders at or below `runs_root` (up to MAX_DEPTH deep) holding a metrics.jsonl, sorted.
+
+    Links are followed only where they resolve inside `roots` (default: the runs root itself): a link to
+    / placed in a runs folder is neither walked nor listed, and neither is a metrics.jsonl that is itself
+    a link out. Hidden folders (".name") are not walked.
+    """
     root = Path(runs_root)
     if not root.is_dir():
         return []
+    allowed = tuple(Path(r).resolve() for r in (roots or (root,)))
     found = []
-    for depth in range(MAX_DEPTH + 1):
-        pattern = "/".join(["*"] * depth + [METRICS_FILE])
-        found.extend(p.parent for p in root.glob(pattern) if p.is_file())
+
+    def walk(folder: Path, depth: int) -> None:
+        log = folder / METRICS_FILE
+        if log.is_file() and inside(log, allowed):
+            found.append(folder)
+        if depth == MAX_DEPTH:
+            return
+        try:
+            subs = [Path(e.path) for e in os.scandir(folder) if not e.name.startswith(".") and e.is_dir()]
+        except OSError:  # unreadable folder: nothing below it is listed
+            return
+        for sub in subs:
+            if inside(sub, allowed):
+                walk(sub, depth + 1)
+
+    if inside(root, allowed):
+        walk(root, 0)
     return sorted(set(found))
 
 
 def run_name(run_dir: Path, runs_root: Path) -> str:
-    """Display name: the path below the runs root, or the folder name for the root itself."""
+    """Display name: the path below the runs root, or the folder name for the root itself (printable)."""
     try:
         rel = Path(run_dir).resolve().relative_to(Path(runs_root).resolve())
     except ValueError:
-        return Path(run_dir).name
-    return rel.as_posix() if rel.parts else Path(run_dir).resolve().name
+        return printable(Path(run_dir).name)
+    return printable(rel.as_posix() if rel.parts else Path(run_dir).resolve().name)
 
 
 def load_run(run_dir: str | Path, name: str | None = None) -> RunData:

@@ -5,7 +5,8 @@
 
 `--batch-size` is per process; under torchrun the effective batch is batch-size x world size.
 RUNDIR gets metrics.jsonl (one JSON object per line), last.pt (full state, for --resume),
-model.pt (slim copy of the latest weights) and best.pt (slim, best validation mIoU).
+model.pt (slim copy of the latest weights) and best.pt (slim, best validation mIoU); train.lock keeps a
+second trainer out of RUNDIR while this one runs (seg.runlock).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from .data import DataError, SynthPool, SynthStream, VistasDataset, check_split,
 from .metrics import ConfusionMatrix
 from .model import DEFAULT_ARCH, add_logit_bias, create_model, list_models, output_conv
 from .paths import DEFAULT_DATA
+from .runlock import RunLock, RunLockError
 from .cliutil import parse_size
 
 # `--preset demo`: the CPU recipe behind the bundled checkpoint (explicit flags still win). Each choice was
@@ -54,6 +56,10 @@ PRESETS = {
 # `python -m seg.synth --seed 1234 --val N` writes with the default --seed 0. Disjoint from every training
 # frame (training seeds are even, validation seeds odd) and from the bundled validation set (seed 7).
 HELDOUT_SEED_OFFSET = 1234
+
+
+# Image/label pairs opened per split by the start-up check without --check-all (pairing is checked for all).
+CHECK_FILES = 200
 
 
 class NonFiniteLoss(RuntimeError):
@@ -221,7 +227,7 @@ def train(args, model, model_without_ddp, optimizer, scheduler, scaler, loader_i
     elapsed = lambda: elapsed0 + time.perf_counter() - t_start  # noqa: E731 - wall time across resumes
     bar = tqdm(total=args.steps, initial=start_step, disable=not (main and sys.stderr.isatty()), unit="step")
     loss_sum, n_loss, skipped, t_log = 0.0, 0, 0, time.perf_counter()
-    step, code = start_step, 0
+    step, code, updating = start_step, 0, False
     set_train_mode(model, args.freeze_bn)
     try:
         while step < args.steps:
@@ -240,6 +246,7 @@ def train(args, model, model_without_ddp, optimizer, scheduler, scaler, loader_i
                 optimizer.zero_grad(set_to_none=True)
             else:
                 optimizer.zero_grad(set_to_none=True)
+                updating = True  # from here until `step += 1` the weights are neither step nor step + 1
                 if scaler is not None:
                     scaler.scale(loss).backward()
                     scaler.step(optimizer)
@@ -251,6 +258,7 @@ def train(args, model, model_without_ddp, optimizer, scheduler, scaler, loader_i
                 n_loss += 1
             scheduler.step()
             step += 1
+            updating = False
             bar.update(1)
             last = step == args.steps
             if args.time_limit:
@@ -327,6 +335,17 @@ def train(args, model, model_without_ddp, optimizer, scheduler, scaler, loader_i
             print(f"error: {e}; stopped without saving, {out / 'last.pt'} keeps the last good state "
                   f"(--nan-policy skip skips such steps instead)", file=sys.stderr)
         code = 1
+    except Exception as e:
+        # Whatever broke (a file the pre-check could not see, an evaluation, the end-of-run calibration),
+        # the steps trained so far are kept: save them first, then let the error reach the user.
+        if main and step > start_step and not updating and not isinstance(e, CheckpointError):
+            try:
+                save(step, elapsed())
+                print(f"checkpoint saved at step {step} in {out / 'last.pt'} before stopping; "
+                      "fix the problem below and rerun with --resume", file=sys.stderr)
+            except CheckpointError as save_error:
+                print(f"error: {save_error}", file=sys.stderr)
+        raise
     finally:
         bar.close()
         if log:
@@ -350,6 +369,26 @@ def init_from(model: nn.Module, path: str, arch: str, num_classes: int) -> None:
             output_conv(model).bias.copy_(torch.tensor(ckpt["unadjusted_bias"]))
 
 
+def check_splits(args) -> None:
+    """Check every split the run will read before step 1; raises DataError naming the first bad files.
+
+    Training, validation (the frames evaluation will score) and --bias-fit-data are checked alike, so a
+    bad file ends the run now, not at the first evaluation hours later.
+    """
+    n = None if args.check_all else CHECK_FILES
+    val_n = min(args.eval_limit, n or args.eval_limit) if args.eval_limit else n  # evaluation reads no more
+    val_root = args.val_data or (DEFAULT_DATA if args.data == "synth" else args.data)
+    checks = [(val_root, "validation", val_n, "")]
+    if args.data != "synth":
+        checks.insert(0, (args.data, "training", n, ""))
+    if args.bias_fit and args.bias_fit_data:  # held-out frames read only after the last step
+        checks.append((args.bias_fit_data, "validation", args.bias_fit, "--bias-fit-data: "))
+    for root, split, limit, flag in checks:
+        problems = check_split(root, split, max_files=limit)
+        if problems:
+            raise DataError(f"{flag}{len(problems)} problem(s) in {root}/{split}, first: " + " | ".join(problems[:3]))
+
+
 def main(args) -> int:
     device, rank, world = D.init_distributed(args.device)
     main_proc = rank == 0
@@ -364,15 +403,7 @@ def main(args) -> int:
     if args.resume and (out / "last.pt").exists():
         resume = load_checkpoint(out / "last.pt")
         args._resume_step = resume["step"]
-    if args.data != "synth":
-        problems = check_split(args.data, "training", max_files=None if args.check_all else 200)
-        if problems:
-            raise DataError(f"{len(problems)} problem(s) in {args.data}/training, first: " + " | ".join(problems[:3]))
-    if args.bias_fit and args.bias_fit_data:  # checked now, not after the run has trained for hours
-        problems = check_split(args.bias_fit_data, "validation", max_files=args.bias_fit)
-        if problems:
-            raise DataError(f"--bias-fit-data: {len(problems)} problem(s) in {args.bias_fit_data}/validation, "
-                            "first: " + " | ".join(problems[:3]))
+    check_splits(args)
     train_set = get_dataset(args, True, crop_hw, size_hw)
     val_set = get_dataset(args, False, crop_hw, size_hw)
     classes = val_set.classes if args.data == "synth" else train_set.classes
@@ -558,9 +589,14 @@ def resolve_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> a
 def cli(argv=None) -> int:
     parser = get_args_parser()
     args = resolve_args(parser.parse_args(argv), parser)
+    # One process trains in a run folder at a time; rank 0 holds the lock for the whole run (torchrun
+    # stops the other ranks when rank 0 exits on a refusal).
+    lock = RunLock(args.out) if int(os.environ.get("RANK", 0)) == 0 else None
     try:
+        if lock is not None:
+            lock.acquire()
         return main(args)
-    except (DataError, CheckpointError, ValueError) as e:
+    except (DataError, CheckpointError, ValueError, RunLockError) as e:
         lines = [l for l in str(e).splitlines() if l.strip()]
         # A DataLoader worker's error arrives wrapped ("Caught X in DataLoader worker ... Original Traceback");
         # its last line is the original message, which names the file.
@@ -568,6 +604,8 @@ def cli(argv=None) -> int:
         print(f"error: {msg}", file=sys.stderr)
         return 1
     finally:
+        if lock is not None:
+            lock.release()
         D.cleanup()
 
 

@@ -48,7 +48,8 @@ def test_two_processes_write_one_log_and_match_one_process(tiny_vistas, tmp_path
     for (_, a), (_, b) in zip(l1, l2):
         assert a == pytest.approx(b, rel=LOSS_RTOL)
     assert l2[-1][1] < l2[0][1]  # it learns
-    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["best.pt", "last.pt", "metrics.jsonl", "model.pt"]
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["best.pt", "last.pt", "metrics.jsonl", "model.pt",
+                                                                   "train.lock"]  # one lock: rank 0's
     # resume under DDP continues the same log
     more = torchrun("--data", tiny_vistas, "--out", tmp_path / "two", "--batch-size", 2, *COMMON,
                     "--no-augment", "--freeze-bn", "--seed", "3", "--steps", "6", "--resume")
