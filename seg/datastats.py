@@ -30,7 +30,7 @@ def class_stats(root: str | Path, split: str = "validation", limit: int | None =
         table: ClassTable = table_for(root)
     except ValueError as e:
         raise DataError(str(e)) from None
-    pairs, problems = _scan_split(root, split)
+    pairs, problems, _ = _scan_split(root, split)
     if not pairs:
         raise DataError(problems[0] if problems else f"{root / split}: no frames")
     pairs = pairs[:limit] if limit else pairs
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{stats['ignored']} ignored pixels")
     print(f"{'class':<28}{'pixels':>8}{'frames':>8}")
     for row in stats["classes"]:
-        print(f"{row['name']:<28}{row['share']:>7.1%}{row['frames']:>8}")
+        print(f"{row['name']:<28}{row['share']:>7.2%}{row['frames']:>8}")
     return 0
 
 
