@@ -161,7 +161,7 @@ def truncate_log(path: Path, step: int) -> None:
             row = json.loads(line)
         except ValueError:
             continue
-        if row.get("step", 0) <= step:
+        if row.get("step", 0) <= step and "end" not in row:  # a resumed run is not over
             keep.append(line)
     tmp = path.with_suffix(".jsonl.tmp")
     tmp.write_text("".join(l + "\n" for l in keep))
@@ -222,6 +222,7 @@ def train(args, model, model_without_ddp, optimizer, scheduler, scaler, loader_i
     bar = tqdm(total=args.steps, initial=start_step, disable=not (main and sys.stderr.isatty()), unit="step")
     loss_sum, n_loss, skipped, t_log = 0.0, 0, 0, time.perf_counter()
     step, code = start_step, 0
+    end = "error"  # the log's end record; stays "error" if an unexpected exception escapes the loop
     set_train_mode(model, args.freeze_bn)
     try:
         while step < args.steps:
@@ -322,14 +323,16 @@ def train(args, model, model_without_ddp, optimizer, scheduler, scaler, loader_i
                     print(f"{stop['signal'] or 'signal'}: checkpoint saved at step {step} in {out / 'last.pt'}; "
                           f"rerun the same command with --resume to continue", file=sys.stderr)
                 break
+        end = "interrupted" if stop["signal"] and not last else "done"
     except NonFiniteLoss as e:
         if main:
             print(f"error: {e}; stopped without saving, {out / 'last.pt'} keeps the last good state "
                   f"(--nan-policy skip skips such steps instead)", file=sys.stderr)
-        code = 1
+        code, end = 1, "nan"
     finally:
         bar.close()
         if log:
+            log.write({"step": step, "end": end})  # readers tell a finished run from one that died mid-way
             log.close()
         for s, h in old.items():
             signal.signal(s, h)
