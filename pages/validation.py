@@ -90,7 +90,7 @@ with tab_frames:
         cols = [st.container() for _ in range(4)] if appdata.is_wide(image.shape) else st.columns(4)
         cols[0].image(image, caption="Original", width="stretch")
         with cols[1]:
-            app_components.pixel_inspector(views[0], labels, classes.readable, "Prediction (hover for a readout)",
+            app_components.pixel_inspector(views[0], labels, classes.readable, f"Prediction · {score.stem} (hover)",
                                            key=f"val_inspect_{split}_{i}", truth=truth, confidence=conf)
         cols[2].image(views[1], caption="Ground truth", width="stretch")
         cols[3].image(errors, caption=f"Errors: {wrong:.1%} of labelled pixels, in the true class's color",

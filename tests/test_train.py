@@ -279,3 +279,14 @@ def test_broken_bias_fit_data_is_reported_before_training(tiny_vistas, tmp_path,
     err = capsys.readouterr().err
     assert "--bias-fit-data" in err and "f001" in err and "Traceback" not in err
     assert not (out / "last.pt").exists()  # refused up front, not after training
+
+
+def test_log_ends_with_an_end_record_that_a_resume_drops(tiny_vistas, tmp_path):
+    out = tmp_path / "run"
+    args = ["--data", tiny_vistas, "--out", out, "--log-every", 1, "--eval-every", 100, "--checkpoint-every", 1, *FAST]
+    assert run_cli(*args, "--steps", 2) == 0
+    last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last == {"step": 2, "end": "done"}
+    assert run_cli(*args, "--steps", 3, "--resume") == 0
+    ends = [r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "end" in r]
+    assert ends == [{"step": 3, "end": "done"}]  # the first run's end record went with the resume
