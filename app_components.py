@@ -20,7 +20,7 @@ export default function(component) {
   const { data, setStateValue } = component;
   const store = (window.__segZoom = window.__segZoom || {});
   store.tags = data.tags;
-  store.state = Object.assign({}, data.state || {}, store.state || {});
+  store.state = store.state || {};
   const axisRange = (ax) => (!ax || ax.autorange || !Array.isArray(ax.range)) ? null : ax.range.slice(0, 2);
   const attach = () => {
     for (const key of Object.keys(data.tags)) {
@@ -30,6 +30,8 @@ export default function(component) {
       gd.on('plotly_relayout', (ev) => {
         if (!Object.keys(ev).some((k) => /^[xy]axis[.]/.test(k))) return;  // autosize and the like
         const entry = {tag: store.tags[key], x: axisRange(gd.layout.xaxis), y: axisRange(gd.layout.yaxis)};
+        const before = store.state[key] || {tag: store.tags[key], x: null, y: null};
+        if (JSON.stringify(entry) === JSON.stringify(before)) return;  // a redraw at the kept range: no rerun
         store.state = Object.assign({}, store.state, {[key]: entry});
         setStateValue('zoom', store.state);
       });
@@ -51,11 +53,8 @@ def keep_zoom(tags: dict[str, str], key: str) -> dict:
     `tags` gives each chart the scale its ranges belong to (e.g. "step|log"): ranges kept under another tag
     are not applied. Returns {chart key: {"tag", "x": [lo, hi] or None, "y": ...}} as last zoomed.
     """
-    state = st.session_state.get(key)
-    previous = dict(getattr(state, "zoom", None) or {}) if state is not None else {}
-    result = _zoom_component(data={"tags": tags, "state": previous}, key=key, on_zoom_change=lambda: None,
-                             width="stretch", height=1)
-    return dict(getattr(result, "zoom", None) or previous)
+    result = _zoom_component(data={"tags": tags}, key=key, on_zoom_change=lambda: None)
+    return dict(result.get("zoom") or {})
 
 
 def ranges_for(zoom: dict, chart: str, tag: str) -> tuple[list | None, list | None]:

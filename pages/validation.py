@@ -95,13 +95,9 @@ with tab_frames:
         cols[2].image(views[1], caption="Ground truth", width="stretch")
         cols[3].image(errors, caption=f"Errors: {wrong:.1%} of labelled pixels, in the true class's color",
                       width="stretch")
-        shown = appdata.present_classes(labels, truth)
-        if only:
-            shown = [c for c in shown if c in only]
-        app_ui.legend_chips([{"name": classes.readable[c], "color": appdata.class_hex(classes, c)} for c in shown],
-                            show_share=False)
-        st.caption("IoU of each class in this frame (truth or prediction), lowest first:")
-        app_ui.legend_chips(appdata.iou_rows(store.frame_iou(i), classes))
+        iou = {c: v for c, v in store.frame_iou(i).items() if not only or c in only}
+        st.caption("Classes in this frame (truth or prediction) with their IoU here, lowest first:")
+        app_ui.legend_chips(appdata.iou_rows(iou, classes))
 
 if missing:  # the page above is drawn; now the rest of the split, then draw everything from the store
     with top:

@@ -193,8 +193,8 @@ def test_validation_page_scores_and_browses_frames(standins):
     at.run()
     assert not at.exception and {m.label: m.value for m in at.metric}["Frames"] == "5 of 6"
     assert not any("not scored yet" in i.value for i in at.info)  # those 5 were scored before
-    assert "IoU of each class in this frame" in _texts(at) and "Errors:" in "\n".join(
-        str(getattr(i, "caption", "")) for i in at.get("image"))
+    captions = [img.caption for e in at.get("image") for img in e.proto.imgs]
+    assert "with their IoU here" in _texts(at) and any(c.startswith("Errors: ") for c in captions)
 
 
 @pytest.mark.parametrize("typed", ["../../etc", "/etc", "~"])
