@@ -100,10 +100,11 @@ with tab_frames:
         app_ui.legend_chips(appdata.iou_rows(iou, classes))
 
 if missing:  # the page above is drawn; now the rest of the split, then draw everything from the store
+    rest = store.missing(limit)
     with top:
-        st.info(f"{len(missing):,} of {limit:,} frames not scored yet: scoring them now (kept for later visits).",
+        st.info(f"{len(rest):,} of {limit:,} frames not scored yet: scoring them now (kept for later visits).",
                 icon=":material/hourglass_top:")
-    app_ui.score_frames(pred, store, store.missing(limit), top)
+    app_ui.score_frames(pred, store, rest, top)
     st.rerun()
 
 with top:

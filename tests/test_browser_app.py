@@ -119,7 +119,7 @@ def test_zoom_survives_live_refresh_and_control_changes(server, page):
 
     # Moving the smoothing slider redraws the chart with other data: the zoom stays.
     _mark_chart(page)
-    page.locator('.st-key-train_smoothing [role="slider"]').focus()
+    page.locator('.st-key-train_smoothing input[type="range"]').focus()
     page.keyboard.press("ArrowRight")
     _wait_new_chart(page)
     _idle(page)
@@ -137,6 +137,7 @@ def test_log_scale_ticks_read_as_numbers_in_order(server, page):
     _wait_new_chart(page, "gd.layout.yaxis && gd.layout.yaxis.type === 'log'")
     page.wait_for_function(f"document.querySelectorAll('{LOSS} .ytick text').length >= 2", timeout=WAIT_MS)
     ticks = page.evaluate(f"""() => Array.from(document.querySelectorAll('{LOSS} .ytick text'))
+        .filter(t => t.getBoundingClientRect().height > 0)  // drawn ones only
         .map(t => [t.textContent, t.getBoundingClientRect().top])""")
     ticks.sort(key=lambda t: t[1])  # top of the chart first
     values = [float(text) for text, _ in ticks]  # every label is a number ("0.5", "1", "2")
@@ -156,20 +157,25 @@ def test_validation_draws_frames_first_and_keeps_scores(server, page):
       }).observe(document, {childList: true, subtree: true, characterData: true});
     """)
     _open(page, url + "/validation", "Ground truth")
-    page.get_by_text("6 of 6").first.wait_for(timeout=WAIT_MS)
-    _idle(page)
+    _frames_metric(page, "6 of 6")  # drawn last, once every frame is scored
     assert page.evaluate("window.__panelsWhileScoring") is True
     page.evaluate("window.__sawScoring = false")
     limit = page.locator(".st-key-val_limit input")
     limit.fill("5")
     limit.press("Enter")
-    page.get_by_text("5 of 6").first.wait_for(timeout=WAIT_MS)
-    _idle(page)
+    _frames_metric(page, "5 of 6")
     assert page.evaluate("window.__sawScoring") is False  # those 5 frames were scored before: nothing re-scored
     _no_traceback(page)
 
 
+def _frames_metric(page, value: str) -> None:
+    """Wait for the Frames metric to read `value` and for the scoring notice of an earlier run to be gone."""
+    page.locator('[data-testid="stMetricValue"]', has_text=value).first.wait_for(timeout=WAIT_MS)
+    page.wait_for_function("!document.body.innerText.includes('not scored yet')", timeout=WAIT_MS)
+
+
 def _hover_readout(page, image, fx: float, fy: float) -> dict:
+    image.scroll_into_view_if_needed()
     box = image.bounding_box()
     page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy)
     readout = image.locator("xpath=..").locator(".seg-readout")
@@ -187,7 +193,7 @@ def test_hover_readout_names_the_pixel(server, page):
     pred = Predictor(checkpoint=standins / "runs" / "demo" / "model.pt")
     names = pred.classes.readable
 
-    _open(page, url + "/inference", "Bundled sample frames")
+    _open(page, url + "/inference", "Sample frames")
     image = page.locator(".seg-image").first
     image.wait_for(timeout=WAIT_MS)
     _idle(page)
@@ -201,8 +207,7 @@ def test_hover_readout_names_the_pixel(server, page):
         assert abs(conf - 100 * full.confidence[r["y"], r["x"]]) <= 3, r
 
     _open(page, url + "/validation", "Ground truth")
-    page.get_by_text("6 of 6").first.wait_for(timeout=WAIT_MS)
-    _idle(page)
+    _frames_metric(page, "6 of 6")
     image = page.locator(".seg-image").first
     caption = image.locator("xpath=..").locator(".seg-caption").inner_text()
     stem = caption.split("·")[1].split("(")[0].strip()
