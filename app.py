@@ -10,7 +10,7 @@ import streamlit as st
 import app_ui
 from seg import appconfig
 
-st.set_page_config(page_title="Street-scene segmentation", page_icon=":material/traffic:", layout="wide")
+st.set_page_config(page_title="Street-scene segmentation", page_icon="🚦", layout="wide")
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),

@@ -149,8 +149,9 @@ def legend_chips(rows: list[dict], show_share: bool = True) -> None:
     """Inline color swatches with class names (and pixel shares): the colors are the palette's hex values."""
     chips = []
     for r in rows:
-        pct = f"{r['share']:.1%}" if r.get("share", 0) >= 0.0005 else "<0.1%"
-        share = f"<span style='opacity:.65;margin-left:6px'>{html.escape(pct)}</span>" if show_share and "share" in r else ""
+        pct = r.get("text") or (f"{r['share']:.1%}" if r.get("share", 0) >= 0.0005 else "<0.1%")
+        share = (f"<span style='opacity:.65;margin-left:6px'>{html.escape(pct)}</span>"
+                 if (show_share and "share" in r) or "text" in r else "")
         chips.append(
             "<span style='display:inline-flex;align-items:center;margin:0 14px 6px 0;white-space:nowrap;font-size:0.9rem'>"
             f"<span style='width:14px;height:14px;border-radius:3px;background:{html.escape(r['color'])};"
@@ -161,35 +162,6 @@ def legend_chips(rows: list[dict], show_share: bool = True) -> None:
 
 
 # ---- validation --------------------------------------------------------------------------------------
-
-PROGRESS_STEPS = 50  # progress updates are replayed from the cache on every rerun: keep them few
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def _evaluation(_pred, key: str, root: str, split: str, limit: int | None, roots: tuple[str, ...]) -> dict:
-    from seg.evaluate import evaluate
-
-    bar = st.progress(0.0, text="Evaluating the split (first time only)…")
-    shown = [-1]
-
-    def progress(done: int, total: int) -> None:
-        step = int(PROGRESS_STEPS * done / max(total, 1))
-        if step != shown[0]:
-            shown[0] = step
-            bar.progress(min(done / max(total, 1), 1.0), text=f"Evaluating frame {done:,} of {total:,}…")
-
-    return evaluate(_pred, root, split=split, limit=limit, progress=progress, roots=tuple(map(Path, roots)))
-
-
-def evaluation(pred, root: Path, split: str, limit: int | None) -> dict:
-    """seg.evaluate result for (model, dataset, split, limit), computed once with a progress bar."""
-    slot = st.empty()
-    try:
-        with slot.container():  # the bar (and its replay on cache hits) lives here and is cleared after
-            return _evaluation(pred, model_key(pred), str(root), split, limit, _roots())
-    finally:  # also when a bad frame stops the evaluation: the page shows the error, not a frozen bar
-        slot.empty()
-
 
 def _roots() -> tuple[str, ...]:
     return tuple(map(str, context().config.roots))
@@ -208,6 +180,35 @@ def _dataset(root: str, split: str, stamp: float, roots: tuple[str, ...]):
     return VistasDataset(root, split, roots=tuple(map(Path, roots)))
 
 
+@st.cache_resource(max_entries=4)
+def _val_scores(_pred, key: str, root: str, split: str, stamp: float):
+    from seg.valscores import ValScores
+
+    return ValScores(dataset(root, split, stamp), _pred.classes)
+
+
+def val_scores(pred, root: Path, split: str, stamp: float):
+    """The per-frame score store of (model, dataset split): shared by every session, kept while the server
+    runs, so frames scored once (even by a visit that left mid-way) are never predicted again."""
+    return _val_scores(pred, model_key(pred), str(root), split, stamp)
+
+
+def score_frames(pred, store, indices: list[int], where) -> None:
+    """Score `indices` into `store`, with a progress bar in the `where` container."""
+    bar = where.progress(0.0, text="Scoring frames…")
+    shown = -1
+    for k, i in enumerate(indices, 1):
+        store.score(pred, i)
+        step = int(PROGRESS_STEPS * k / len(indices))
+        if step != shown:
+            shown = step
+            bar.progress(k / len(indices), text=f"Scoring frame {k:,} of {len(indices):,} not scored yet…")
+    bar.empty()
+
+
+PROGRESS_STEPS = 50
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def frame(root: str, split: str, stamp: float, index: int):
     """(image (H, W, 3) uint8, ground truth (H, W) uint8) of frame `index`."""
@@ -215,8 +216,29 @@ def frame(root: str, split: str, stamp: float, index: int):
     return image.permute(1, 2, 0).numpy().copy(), target.numpy().astype("uint8")
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def predict_frame(_pred, key: str, root: str, split: str, stamp: float, index: int):
-    """(H, W) uint8 predicted labels of frame `index`."""
+@st.cache_data(show_spinner="Computing confidence…", max_entries=32)
+def frame_confidence(_pred, key: str, root: str, split: str, stamp: float, index: int):
+    """(H, W) float32 top-class probability of frame `index` (predict_full; only when asked for)."""
     image, _ = frame(root, split, stamp, index)
-    return _pred.predict(image)
+    return _pred.predict_full(image).confidence
+
+
+# ---- this machine ------------------------------------------------------------------------------------
+
+
+@st.cache_data(show_spinner="Timing the model on this machine…", max_entries=4)
+def machine_speed(_pred, key: str) -> dict:
+    """Device summary and the measured ms of predict_full at the model's input size (once per model)."""
+    from seg import machine
+
+    return {**machine.device_summary(_pred), "ms": machine.measure_ms(_pred, _pred.input_size),
+            "size": _pred.input_size}
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def classes_present(root: str, split: str, stamp: float) -> tuple[int, int]:
+    """(distinct classes in the split's label files, files read); see seg.provenance.classes_in_labels."""
+    from seg import provenance
+
+    ds = dataset(root, split, stamp)
+    return provenance.classes_in_labels([lbl for _, lbl in ds.pairs], ds.classes.ignore_index)

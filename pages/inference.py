@@ -1,42 +1,57 @@
-"""Inference: segment uploaded frames or the bundled KITTI samples; views, legend, downloads."""
+"""Inference: segment uploaded frames or the bundled sample frames; views, legend, downloads."""
 import streamlit as st
 
+import app_components
 import app_ui
-from seg import appdata
+from seg import appdata, provenance
 from seg.data import DataError, list_images
 
 ctx = app_ui.context()
-app_ui.header("Inference", "Drop dashcam frames (jpg, jpeg, png, webp, bmp; up to 25 MB each) or pick a bundled "
-                           "KITTI sample. Each frame is segmented by the loaded checkpoint.")
+max_mb = st.get_option("server.maxUploadSize")
+samples_synthetic = provenance.is_bundled_synthetic(ctx.config.samples)
+app_ui.header("Inference", "Drop dashcam frames or pick a sample frame; each frame is segmented by the loaded "
+                           "checkpoint.")
 pred = app_ui.predictor(ctx)
 classes = pred.classes
 
-uploads = st.file_uploader("Frames", type=appdata.UPLOAD_TYPES, accept_multiple_files=True, key="inf_uploads",
-                           help="Several files at once; extensions in any case (.JPG works).")
+uploads = st.file_uploader(
+    f"Frames (jpg, jpeg, png, webp, bmp; up to {max_mb} MB and {appdata.MAX_UPLOAD_PIXELS / 1e6:g} million "
+    "pixels each)", type=appdata.UPLOAD_TYPES, accept_multiple_files=True, key="inf_uploads",
+    help="Several files at once; extensions in any case (.JPG works). Larger images are refused from their header, "
+         "before decoding.")
 try:
     samples = list_images(ctx.config.samples)
 except DataError:
     samples = []
 sample_names = [p.name for p in samples]
-picked = st.multiselect("Bundled sample frames", sample_names, default=sample_names[:1],
-                        key="inf_samples", disabled=not samples,
-                        placeholder="No sample frames found" if not samples else "Choose sample frames")
+label = "Bundled sample frames (synthetic renders, KITTI-shaped 1242×375)" if samples_synthetic else "Sample frames"
+picked = st.multiselect(label, sample_names, default=sample_names[:1], key="inf_samples", disabled=not samples,
+                        placeholder="No sample frames found" if not samples else "Choose sample frames",
+                        format_func=lambda n: f"{n} (synthetic)" if samples_synthetic else n)
+if samples_synthetic:
+    st.caption("The bundled samples are renders of the same synthetic street world the bundled model was trained "
+               "on, framed like KITTI: they show what the model learned, not how it does on real dashcam photos "
+               "(expect much worse there; train on real Vistas for real use).")
 
-c1, c2, c3, c4 = st.columns([2.2, 1.4, 1.4, 1.1])
+c1, c2, c3, c4, c5 = st.columns([2.2, 1.3, 1.3, 1.1, 1.1])
 view = c1.segmented_control("View", ["Side by side", "Overlay", "Mask only"], default="Side by side",
-                            key="inf_view", help="Side by side: input | segmentation map | overlay.")
+                            key="inf_view", required=True, help="Side by side: input | segmentation map | overlay.")
 alpha = c2.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="inf_alpha")
 threshold = c3.slider("Confidence threshold", 0.0, 1.0, 0.5, 0.05, key="inf_threshold",
                       help="In the confidence view, pixels whose top-class probability is below this are magenta.")
-show_conf = c4.toggle("Confidence view", value=False, key="inf_conf")
+show_conf = c4.toggle("Confidence", value=False, key="inf_conf", help="Show the per-pixel confidence map.")
+outlines = c5.toggle("Outlines", value=False, key="inf_outline",
+                     help="A white line where the class changes: tells apart classes of similar color (Car, Truck, Bus).")
 
-frames = [(u.name, u.getvalue()) for u in (uploads or [])]
-frames += [(p.name, p.read_bytes()) for p in samples if p.name in picked]
+frames = [(u.name, u.getvalue(), False) for u in (uploads or [])]
+frames += [(p.name, p.read_bytes(), True) for p in samples if p.name in picked]
 if not frames:
-    st.info("Drop one or more images above, or choose a bundled sample frame.", icon=":material/upload:")
+    st.info("Drop one or more images above, or choose a sample frame.", icon=":material/upload:")
     st.stop()
 
-for i, (name, data) in enumerate(frames):
+batch = {}  # file name in the zip -> PNG bytes, for "Download all"
+all_slot = st.empty()
+for i, (name, data, is_sample) in enumerate(frames):
     st.divider()
     try:
         res = app_ui.infer(pred, app_ui.model_key(pred), name, data)
@@ -46,28 +61,45 @@ for i, (name, data) in enumerate(frames):
         st.error(res.message, icon=":material/broken_image:")
         continue
     h, w = res.labels.shape
-    st.markdown(f"**{name}**")
-    st.caption(f"{w}×{h} px · inference {res.ms:.0f} ms")
+    wide = appdata.is_wide(res.image.shape)
+    st.markdown(f"**{name}**" + (" · synthetic sample" if is_sample and samples_synthetic else ""))
+    st.caption(f"{w}×{h} px · inference {res.ms:.0f} ms on this machine (labels + confidence; see Home)")
+    if res.note:
+        st.caption(res.note)
+    mask = appdata.mask_view(res.labels, classes)
     overlay = appdata.overlay_view(res.image, res.labels, classes, alpha)
-    if view == "Side by side" or view is None:
-        cols = st.columns(3)
+    if outlines:
+        mask, overlay = appdata.outline(mask, res.labels), appdata.outline(overlay, res.labels)
+    inspect = dict(labels=res.labels, names=classes.readable, confidence=res.confidence, key=f"inf_inspect_{i}_{name}")
+    if view == "Side by side":
+        cols = [st.container() for _ in range(3)] if wide else st.columns(3)
         cols[0].image(res.image, caption="Input", width="stretch")
-        cols[1].image(appdata.mask_view(res.labels, classes), caption="Segmentation map", width="stretch")
-        cols[2].image(overlay, caption=f"Overlay ({alpha:.0%})", width="stretch")
+        cols[1].image(mask, caption="Segmentation map", width="stretch")
+        with cols[2]:
+            app_components.pixel_inspector(overlay, caption=f"Overlay ({alpha:.0%}) · hover for a readout", **inspect)
     elif view == "Overlay":
-        st.image(overlay, caption=f"Overlay ({alpha:.0%})", width="stretch")
+        app_components.pixel_inspector(overlay, caption=f"Overlay ({alpha:.0%}) · hover for a readout", **inspect)
     else:
-        st.image(appdata.mask_view(res.labels, classes), caption="Segmentation map", width="stretch")
+        app_components.pixel_inspector(mask, caption="Segmentation map · hover for a readout", **inspect)
     if show_conf:
         conf_rgb, unsure = appdata.confidence_view(res.confidence, threshold)
-        cc = st.columns(3)
-        cc[0].image(conf_rgb, caption=f"Confidence (white = sure, magenta < {threshold:.0%}: {unsure:.1%} of pixels)",
-                    width="stretch")
+        caption = f"Confidence (white = sure, magenta < {threshold:.0%}: {unsure:.1%} of pixels)"
+        if wide:
+            st.image(conf_rgb, caption=caption, width="stretch")
+        else:
+            st.columns(3)[0].image(conf_rgb, caption=caption, width="stretch")
     app_ui.legend_chips(res.legend)
     stem = appdata.stem_of(name)
-    d1, d2, _ = st.columns([1, 1, 4])
-    d1.download_button("Label map (PNG)", appdata.label_png_bytes(res.labels, classes), f"{stem}_labels.png",
-                       "image/png", key=f"dl_lbl_{i}_{name}", on_click="ignore", icon=":material/download:",
-                       help="Paletted PNG: pixel values are Vistas class ids.")
-    d2.download_button("Overlay (PNG)", appdata.png_bytes(overlay), f"{stem}_overlay.png", "image/png",
-                       key=f"dl_ovl_{i}_{name}", on_click="ignore", icon=":material/download:")
+    label_png, overlay_png = appdata.label_png_bytes(res.labels, classes), appdata.png_bytes(overlay)
+    batch[f"{i:03d}_{stem}_labels.png"], batch[f"{i:03d}_{stem}_overlay.png"] = label_png, overlay_png
+    with st.container(horizontal=True):
+        st.download_button("Label map (PNG)", label_png, f"{stem}_labels.png", "image/png", key=f"dl_lbl_{i}_{name}",
+                           on_click="ignore", icon=":material/download:", width="content",
+                           help="Paletted PNG: pixel values are Vistas class ids.")
+        st.download_button("Overlay (PNG)", overlay_png, f"{stem}_overlay.png", "image/png", key=f"dl_ovl_{i}_{name}",
+                           on_click="ignore", icon=":material/download:", width="content")
+
+if len(batch) > 2:
+    all_slot.download_button(f"Download all ({len(batch) // 2} frames: label maps and overlays, zip)",
+                             appdata.zip_bytes(batch), "segmentation.zip", "application/zip", key="dl_all",
+                             on_click="ignore", icon=":material/folder_zip:", width="content")

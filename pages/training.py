@@ -1,6 +1,7 @@
 """Training: loss curves of one or more runs, validation metrics and learning rate, a summary per run."""
 import streamlit as st
 
+import app_components
 import app_ui
 from seg import figures, runlog
 
@@ -51,26 +52,42 @@ def charts():
             problems.append(str(e))
     for p in problems:
         st.error(p, icon=":material/error:")
+    for r in runs:
+        if r.bad_lines:
+            lines = ", ".join(map(str, r.bad_lines[:10])) + (" …" if len(r.bad_lines) > 10 else "")
+            st.warning(f"{r.path}: skipped {len(r.bad_lines)} broken line{'s' * (len(r.bad_lines) != 1)} "
+                       f"(line {lines}); the rest of the run is shown.", icon=":material/warning:")
     if not runs:
         st.info("Choose at least one run.", icon=":material/info:")
         return
     live = [r.name for r in runs if r.live]
     if live:
         st.caption(f":green[●] live: {', '.join(live)}" + (f" — refreshing every {REFRESH_S:.0f} s" if auto else ""))
-    st.plotly_chart(figures.loss_figure(runs, smoothing, log_y, x_axis), key="chart_loss", width="stretch")
+    # Each run keeps its color however the selection changes (colors are kept per session, by run name).
+    colors = figures.run_colors([r.name for r in runs], st.session_state.get("_train_colors"))
+    st.session_state["_train_colors"] = colors
+    tags = {"chart_loss": f"{x_axis}|{'log' if log_y else 'linear'}", "chart_miou": x_axis, "chart_acc": x_axis,
+            "chart_lr": x_axis}
+    zoom = app_components.keep_zoom(tags, key="train_zoom")
+
+    def chart(where, fig, key):
+        where.plotly_chart(figures.with_ranges(fig, *app_components.ranges_for(zoom, key, tags[key])), key=key,
+                           width="stretch")
+
+    chart(st, figures.loss_figure(runs, smoothing, log_y, x_axis, colors), "chart_loss")
     p1, p2, p3 = st.columns(3)
-    p1.plotly_chart(figures.series_figure(runs, "val_miou", "Validation mIoU", x_axis, percent=True),
-                    key="chart_miou", width="stretch")
-    p2.plotly_chart(figures.series_figure(runs, "val_pixel_acc", "Validation pixel accuracy", x_axis, percent=True),
-                    key="chart_acc", width="stretch")
-    p3.plotly_chart(figures.series_figure(runs, "lr", "Learning rate", x_axis), key="chart_lr", width="stretch")
+    chart(p1, figures.series_figure(runs, "val_miou", "Validation mIoU", x_axis, percent=True, colors=colors),
+          "chart_miou")
+    chart(p2, figures.series_figure(runs, "val_pixel_acc", "Validation pixel accuracy", x_axis, percent=True,
+                                    colors=colors), "chart_acc")
+    chart(p3, figures.series_figure(runs, "lr", "Learning rate", x_axis, colors=colors), "chart_lr")
 
     st.subheader("Summary")
     rows = []
     for r in runs:
         s = runlog.summarize(r)
         s["duration"] = fmt_duration(s.pop("duration_s"))
-        s["status"] = "live" if s.pop("live") else "finished"
+        s.pop("live")  # "status" comes from the log itself: its end record, or none
         for k in ("best_miou", "best_pixel_acc"):  # shown as percentages with one decimal
             s[k] = None if s[k] is None else 100 * s[k]
         rows.append(s)
@@ -85,7 +102,9 @@ def charts():
             "best_pixel_acc": st.column_config.NumberColumn("Best pixel acc", format="%.1f%%"),
             "img_per_s": st.column_config.NumberColumn("img/s", format="%.1f"),
             "duration": st.column_config.TextColumn("Duration"),
-            "status": st.column_config.TextColumn("Status"),
+            "status": st.column_config.TextColumn(
+                "Status", help="From the log: its end record (finished, interrupted, stopped on NaN, crashed); "
+                               "without one, live while it is being written, else stopped mid-run."),
         },
     )
 

@@ -7,6 +7,7 @@ Images are numpy uint8 (H, W, 3) RGB; label maps uint8 or int (H, W) class ids.
 from __future__ import annotations
 
 import io
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,8 +20,11 @@ from .imageio import DEFAULT_MAX_PIXELS, ImageError, load_image
 from .paths import printable
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]  # Streamlit compares extensions case-insensitively
-MAX_UPLOAD_PIXELS = 25_000_000  # refused from the header, before decoding
+MAX_UPLOAD_PIXELS = DEFAULT_MAX_PIXELS  # one limit for the app, the CLI and the README; checked from the header
 DIMMED_RGB = (40, 40, 40)  # mask view: pixels of classes the user hid
+CORRECT_RGB = (30, 30, 30)  # error view: pixels predicted right
+UNLABELED_RGB = (110, 110, 110)  # error view: pixels without ground truth (not scored)
+WIDE_ASPECT = 2.2  # frames wider than this (W / H; KITTI is 3.3) are shown stacked, one panel per row
 
 
 @dataclass
@@ -33,6 +37,7 @@ class InferenceResult:
     confidence: np.ndarray
     ms: float
     legend: list[dict]  # viz.legend: [{id, name, color "#rrggbb", share}], largest first
+    note: str = ""  # e.g. how a transparent area was treated
 
 
 @dataclass
@@ -54,8 +59,77 @@ def run_inference(predictor, name: str, data: bytes, max_pixels: int = MAX_UPLOA
         return InferenceFailure(name, str(e))
     pred = predictor.predict_full(image)
     labels = np.asarray(pred.labels, dtype=np.uint8)
-    legend = viz.legend(labels, predictor.classes)
-    return InferenceResult(name, np.asarray(image), labels, np.asarray(pred.confidence, np.float32), pred.ms, legend)
+    clear = transparent_mask(data, labels.shape)
+    note = ""
+    if clear is not None and clear.any():
+        # The model saw these pixels composited on black; what it calls them says nothing about the photo.
+        note = (f"{clear.mean():.1%} of the pixels are fully transparent: composited on black for the model "
+                "and left out of the class shares.")
+        legend = viz.legend(labels[~clear][None, :], predictor.classes) if not clear.all() else []
+    else:
+        legend = viz.legend(labels, predictor.classes)
+    return InferenceResult(name, np.asarray(image), labels, np.asarray(pred.confidence, np.float32), pred.ms,
+                           legend, note)
+
+
+def transparent_mask(data: bytes, shape: tuple[int, int]) -> np.ndarray | None:
+    """(H, W) bool of the fully transparent pixels of an image file with alpha, None without alpha (or when
+    its size differs from `shape`, e.g. after an EXIF rotation)."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if not (im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (im.mode == "P" and "transparency" in im.info)):
+                return None
+            im.seek(0)
+            alpha = np.asarray(im.convert("RGBA"))[..., 3]
+    except (OSError, ValueError, SyntaxError):
+        return None
+    return alpha == 0 if alpha.shape == tuple(shape) else None
+
+
+def is_wide(shape: tuple[int, ...]) -> bool:
+    """Whether an (H, W, ...) frame is wide enough to show its panels stacked rather than side by side."""
+    return shape[1] > WIDE_ASPECT * shape[0]
+
+
+def error_view(labels: np.ndarray, truth: np.ndarray, classes: ClassTable) -> tuple[np.ndarray, float]:
+    """Pixels predicted wrong, in the color of their true class; right ones dark, unlabeled ones gray.
+
+    Returns ((H, W, 3) uint8, share of wrong pixels among the labelled ones).
+    """
+    truth = np.asarray(truth)
+    rgb = viz.colorize(truth, classes).copy()
+    scored = truth != classes.ignore_index if classes.ignore_index is not None else np.ones(truth.shape, bool)
+    right = (np.asarray(labels) == truth) & scored
+    rgb[right] = CORRECT_RGB
+    rgb[~scored] = UNLABELED_RGB
+    n = int(scored.sum())
+    return rgb, (float((scored & ~right).sum()) / n if n else 0.0)
+
+
+def outline(rgb: np.ndarray, labels: np.ndarray, color=(255, 255, 255)) -> np.ndarray:
+    """`rgb` with a 1-pixel line where the class changes (so classes of similar color stay apart)."""
+    lab = np.asarray(labels)
+    edge = np.zeros(lab.shape, bool)
+    edge[:, 1:] |= lab[:, 1:] != lab[:, :-1]
+    edge[1:, :] |= lab[1:, :] != lab[:-1, :]
+    out = np.array(rgb, dtype=np.uint8, copy=True)
+    out[edge] = color
+    return out
+
+
+def zip_bytes(files: dict[str, bytes]) -> bytes:
+    """A zip archive of {file name: bytes} (PNG inside is already compressed, so the entries are stored)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def iou_rows(iou: dict[int, float], classes: ClassTable) -> list[dict]:
+    """[{name, color, text}] of per-class IoU (class id -> IoU), lowest first, for legend chips."""
+    return [{"name": classes.readable[c], "color": class_hex(classes, c), "text": f"{v:.0%}"}
+            for c, v in sorted(iou.items(), key=lambda kv: kv[1])]
 
 
 def class_mask(labels: np.ndarray, only: list[int] | None) -> np.ndarray | None:

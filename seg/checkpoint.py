@@ -74,6 +74,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path}: cannot open ({e.strerror or e})") from None
     if not found:
         raise CheckpointError(f"{path}: no such checkpoint file")
+    if not _looks_like_checkpoint(path):
+        raise CheckpointError(f"{path}: not a checkpoint (neither a torch.save zip archive nor a pickle)")
     try:
         with warnings.catch_warnings():
             # torch warns in several lines about odd pickle protocols before refusing a junk file;
@@ -98,6 +100,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path}: bad field {e}") from None
     ckpt["_path"] = str(path)
     return ckpt
+
+
+def _looks_like_checkpoint(path: Path) -> bool:
+    """Whether the file starts like torch.save output: a zip archive, or a legacy pickle (protocol 2+)."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return head.startswith(b"PK\x03\x04") or (len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5)
 
 
 def classes_of(ckpt: dict) -> ClassTable:

@@ -190,6 +190,7 @@ class Predictor:
             "path": str(path),
             "precision": precision,
             "folded_bn": folded,
+            "train_args": dict(ckpt.get("args") or {}),  # what it was trained and validated on (seg.provenance)
         }
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -3,9 +3,11 @@
 A line is one JSON object: a train row `{"step", "loss", "lr", "img_per_s", "time"}`, an eval row
 `{"step", "val_miou", "val_pixel_acc"}`, or an event (the end-of-run calibration steps,
 `{"step", "logit_adjust", "val_miou_before"}` and `{"step", "bias_fit", ..., "val_miou_before"}`). They are
-kept apart so evaluation lines never bend the training curve's x axis. The trainer may be writing the
-file while we read it, so a last line that is not yet complete is skipped; a broken line anywhere else is
-an error naming the file and line.
+kept apart so evaluation lines never bend the training curve's x axis. seg.train ends the log with an end
+record `{"step", "end": "done" | "interrupted" | "nan" | "error"}`; a log without one was cut off (killed,
+crashed, still running). The trainer may be writing the file while we read it, so a last line that is not
+yet complete is skipped; a broken line anywhere else is an error naming the file and line (`read_log`), or
+is skipped and listed (`load_run`, for the app).
 """
 from __future__ import annotations
 
@@ -39,11 +41,24 @@ class RunData:
     eval: list[dict] = field(default_factory=list)
     mtime: float = 0.0
     events: list[dict] = field(default_factory=list)
+    end: dict | None = None  # the end record, when it is the log's last record
+    bad_lines: list[int] = field(default_factory=list)  # 1-based numbers of lines skipped as broken
 
     @property
     def live(self) -> bool:
-        """True when the log changed recently, i.e. the run is probably still training."""
-        return time.time() - self.mtime < LIVE_WINDOW_S
+        """True when the log has no end record and changed recently: the run is probably still training."""
+        return self.end is None and time.time() - self.mtime < LIVE_WINDOW_S
+
+    @property
+    def status(self) -> str:
+        """What the log itself says about the run (see END_STATUS); never guessed from the file's age alone."""
+        if self.end is not None:
+            return END_STATUS.get(self.end.get("end"), f"ended ({self.end.get('end')})")
+        return "live" if self.live else "stopped mid-run (no end record)"
+
+
+END_STATUS = {"done": "finished", "interrupted": "interrupted (resumable)", "nan": "stopped: loss NaN/inf",
+              "error": "crashed"}
 
 
 def read_metrics(path: str | Path) -> tuple[list[dict], list[dict]]:
@@ -52,12 +67,13 @@ def read_metrics(path: str | Path) -> tuple[list[dict], list[dict]]:
     return train, evals
 
 
-def read_log(path: str | Path) -> tuple[list[dict], list[dict], list[dict]]:
+def read_log(path: str | Path, bad_lines: list[int] | None = None) -> tuple[list[dict], list[dict], list[dict]]:
     """Parse a metrics.jsonl into `(train_rows, eval_rows, events)`.
 
     Train rows are those with a "loss", eval rows those with a "val_miou", events every other object
-    with a "step". A half-written last line (no trailing newline, not valid JSON) is skipped. Raises
-    RunLogError for a broken line before the last, FileNotFoundError if absent.
+    with a "step" (the end record included, last). A half-written last line (no trailing newline, not valid
+    JSON) is skipped. A broken line before the last raises RunLogError, or, when a `bad_lines` list is
+    given, is skipped and its 1-based number appended there. FileNotFoundError if absent.
     """
     path = Path(path)
     text = path.read_text(encoding="utf-8", errors="replace")
@@ -70,13 +86,16 @@ def read_log(path: str | Path) -> tuple[list[dict], list[dict], list[dict]]:
             continue
         try:
             row = json.loads(line)
+            problem = None if isinstance(row, dict) and "step" in row else "expected an object with a 'step'"
         except (json.JSONDecodeError, RecursionError) as e:  # RecursionError: [[[[...]]]] nested too deep
             if i == len(lines) - 1:  # no newline after it yet: the writer is mid-line
                 continue
-            reason = e.msg if isinstance(e, json.JSONDecodeError) else "nested too deep"
-            raise RunLogError(f"{where}:{i + 1}: not a JSON object ({reason})") from None
-        if not isinstance(row, dict) or "step" not in row:
-            raise RunLogError(f"{where}:{i + 1}: expected an object with a 'step'")
+            problem = f"not a JSON object ({e.msg if isinstance(e, json.JSONDecodeError) else 'nested too deep'})"
+        if problem:
+            if bad_lines is None:
+                raise RunLogError(f"{where}:{i + 1}: {problem}")
+            bad_lines.append(i + 1)
+            continue
         if "loss" in row:
             train.append(row)
         elif "val_miou" in row:
@@ -107,9 +126,20 @@ def ema(values: list[float], weight: float) -> list[float]:
 
 
 def is_live(run_dir: str | Path) -> bool:
-    """True when `run_dir/metrics.jsonl` changed within LIVE_WINDOW_S (from its mtime, without reading it)."""
+    """True when `run_dir/metrics.jsonl` changed within LIVE_WINDOW_S and its last line is no end record.
+
+    Reads only the file's tail, so it is cheap enough to ask on every refresh.
+    """
     p = Path(run_dir) / METRICS_FILE
-    return p.is_file() and time.time() - p.stat().st_mtime < LIVE_WINDOW_S
+    if not (p.is_file() and time.time() - p.stat().st_mtime < LIVE_WINDOW_S):
+        return False
+    with open(p, "rb") as f:
+        f.seek(max(0, p.stat().st_size - 512))
+        tail = f.read().decode("utf-8", errors="replace").strip().splitlines()
+    try:
+        return not (tail and "end" in json.loads(tail[-1]))
+    except (json.JSONDecodeError, TypeError, RecursionError):
+        return True  # mid-line: being written
 
 
 def list_runs(runs_root: str | Path, roots: tuple[Path, ...] | None = None) -> list[Path]:
@@ -154,10 +184,17 @@ def run_name(run_dir: Path, runs_root: Path) -> str:
 
 
 def load_run(run_dir: str | Path, name: str | None = None) -> RunData:
-    """Read `run_dir/metrics.jsonl` into a RunData."""
+    """Read `run_dir/metrics.jsonl` into a RunData; broken lines are skipped and listed in `bad_lines`."""
     path = Path(run_dir) / METRICS_FILE
-    train, evals, events = read_log(path)
-    return RunData(name or Path(run_dir).name, path, train, evals, path.stat().st_mtime, events)
+    bad: list[int] = []
+    train, evals, events = read_log(path, bad)
+    end = None
+    if events and "end" in events[-1]:
+        last_step = max((r["step"] for r in train + evals), default=events[-1]["step"])
+        if events[-1]["step"] >= last_step:  # an end record followed by more rows belongs to a resumed run
+            end = events[-1]
+    events = [e for e in events if "end" not in e]
+    return RunData(name or Path(run_dir).name, path, train, evals, path.stat().st_mtime, events, end, bad)
 
 
 def calibration(run: RunData) -> list[dict]:
@@ -220,4 +257,5 @@ def summarize(run: RunData) -> dict:
         "img_per_s": sum(speeds) / len(speeds) if speeds else None,
         "duration_s": max(times) if times else None,
         "live": run.live,
+        "status": run.status,
     }

@@ -167,7 +167,7 @@ def truncate_log(path: Path, step: int) -> None:
             row = json.loads(line)
         except ValueError:
             continue
-        if row.get("step", 0) <= step:
+        if row.get("step", 0) <= step and "end" not in row:  # a resumed run is not over
             keep.append(line)
     tmp = path.with_suffix(".jsonl.tmp")
     tmp.write_text("".join(l + "\n" for l in keep))
@@ -228,6 +228,7 @@ def train(args, model, model_without_ddp, optimizer, scheduler, scaler, loader_i
     bar = tqdm(total=args.steps, initial=start_step, disable=not (main and sys.stderr.isatty()), unit="step")
     loss_sum, n_loss, skipped, t_log = 0.0, 0, 0, time.perf_counter()
     step, code, updating = start_step, 0, False
+    end = "error"  # the log's end record; stays "error" if an unexpected exception escapes the loop
     set_train_mode(model, args.freeze_bn)
     try:
         while step < args.steps:
@@ -330,11 +331,12 @@ def train(args, model, model_without_ddp, optimizer, scheduler, scaler, loader_i
                     print(f"{stop['signal'] or 'signal'}: checkpoint saved at step {step} in {out / 'last.pt'}; "
                           f"rerun the same command with --resume to continue", file=sys.stderr)
                 break
+        end = "interrupted" if stop["signal"] and not last else "done"
     except NonFiniteLoss as e:
         if main:
             print(f"error: {e}; stopped without saving, {out / 'last.pt'} keeps the last good state "
                   f"(--nan-policy skip skips such steps instead)", file=sys.stderr)
-        code = 1
+        code, end = 1, "nan"
     except Exception as e:
         # Whatever broke (a file the pre-check could not see, an evaluation, the end-of-run calibration),
         # the steps trained so far are kept: save them first, then let the error reach the user.
@@ -349,6 +351,7 @@ def train(args, model, model_without_ddp, optimizer, scheduler, scaler, loader_i
     finally:
         bar.close()
         if log:
+            log.write({"step": step, "end": end})  # readers tell a finished run from one that died mid-way
             log.close()
         for s, h in old.items():
             signal.signal(s, h)

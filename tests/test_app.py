@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -54,10 +55,40 @@ def test_home_shows_checkpoint_and_sources(standins):
     at = _app()
     metrics = {m.label: m.value for m in at.metric}
     assert "lraspp_mobilenet_v3_large" in _texts(at)
-    assert metrics["Classes"] == "66" and metrics["Training steps"] == "200"
+    assert metrics["Classes in its table"] == "66" and metrics["Training steps"] == "200"
     assert metrics["Best val mIoU (training)"] == "25.0%"  # the stand-in stores only best_miou
     assert "3 runs found" not in _texts(at) and "2 runs found" in _texts(at)
     assert [t.key for t in at.sidebar.text_input] == ["src_checkpoint", "src_data", "src_runs"]
+
+
+def test_home_says_what_was_trained_on_what_and_times_this_machine(standins):
+    from seg import machine
+    from seg.data import VistasDataset
+
+    at = _app()
+    texts = _texts(at)
+    # read from the stand-in checkpoint's recorded args: --data synth, --eval-limit 32
+    assert "Trained on** the synthetic street world" in texts and "first 32 frames" in texts
+    assert "Expect much worse results on real photos" in texts
+    ds = VistasDataset(standins["SEG_DATA"], "validation")
+    ids = set()
+    for _, lbl in ds.pairs:
+        ids |= set(np.unique(np.asarray(Image.open(lbl))).tolist())
+    ids.discard(ds.classes.ignore_index)
+    assert f"{len(ids)} classes have pixels in the labels of {len(ds)} frames" in texts
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Device"] == "CPU" and metrics["Precision"] in ("fp32", "bf16")
+    assert float(metrics["ms per 128×96 frame"]) > 0  # the stand-in's input size, timed here
+    assert machine.cpu_name() in texts
+
+
+def test_sidebar_names_a_file_that_is_not_a_checkpoint(standins):
+    at = _app()
+    at.sidebar.text_input(key="src_checkpoint").set_value("README.md")
+    at.run()
+    assert not at.exception, at.exception
+    errors = [e.value for e in at.error]
+    assert any("README.md: not a checkpoint" in e for e in errors) and not any("unsafe" in e for e in errors)
 
 
 def test_training_page_lists_runs_and_reacts_to_settings(standins):
@@ -81,6 +112,36 @@ def test_training_page_lists_runs_and_reacts_to_settings(standins):
     assert list(demo["val_miou"].round(6)) == [30.0, 33.0, 36.0]
 
 
+def test_training_status_comes_from_the_log(standins, tmp_path):
+    import json
+    import time
+
+    from appstandins import write_run
+
+    root = Path(standins["SEG_DATA"]) / "status_runs"  # under an allowed folder, away from the runs folder
+    for name in ("finished", "cut", "garbled"):
+        write_run(root / name, steps=60)
+    with open(root / "finished" / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"step": 60, "end": "done"}) + "\n")
+    with open(root / "cut" / "metrics.jsonl", "a") as f:
+        f.write('{"step": 80, "loss": 0.')  # killed mid-line, no end record
+    old = time.time() - 3600
+    os.utime(root / "cut" / "metrics.jsonl", (old, old))
+    lines = (root / "garbled" / "metrics.jsonl").read_text().splitlines()
+    lines[1] = "#### not json"
+    (root / "garbled" / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    at = _app("training")
+    at.sidebar.text_input(key="src_runs").set_value(str(root))
+    at.run()
+    at.multiselect(key="train_runs").set_value(["finished", "cut", "garbled"])
+    at.run()
+    assert not at.exception, at.exception
+    status = at.dataframe[0].value.set_index("run")["status"]
+    assert status["finished"] == "finished" and status["cut"] == "stopped mid-run (no end record)"
+    assert status["garbled"] == "live"  # written just now, no end record
+    assert any("skipped 1 broken line (line 2)" in w.value for w in at.warning)
+
+
 def test_inference_page_segments_a_sample_frame(standins):
     at = _app("inference")
     assert at.multiselect(key="inf_samples").value == ["kitti_000000.png"]
@@ -88,13 +149,28 @@ def test_inference_page_segments_a_sample_frame(standins):
     for key in ("inf_alpha", "inf_threshold"):
         at.slider(key=key)
     assert "inference" in _texts(at) and "%</span>" in _texts(at)  # timing caption, legend chips with shares
-    assert len(at.get("image")) == 3 and len(at.get("download_button")) == 2  # input | map | overlay
+    # input | map as images, the overlay in the hover inspector; one frame: no "Download all"
+    assert len(at.get("image")) == 2 and len(at.get("download_button")) == 2
     at.toggle(key="inf_conf").set_value(True)
     at.slider(key="inf_threshold").set_value(0.9)
     at.button_group(key="inf_view").set_value("Overlay")
     at.run()
     assert not at.exception and not at.error
-    assert len(at.get("image")) == 2  # the overlay alone, plus the confidence view
+    assert len(at.get("image")) == 1  # the confidence view; the overlay is in the inspector
+    at.multiselect(key="inf_samples").set_value(["kitti_000000.png", "kitti_000001.png"])
+    at.run()
+    assert not at.exception and len(at.get("download_button")) == 5  # 2 per frame + "Download all"
+
+
+def test_inference_states_one_pixel_limit_and_names_synthetic_samples(standins, monkeypatch):
+    at = _app("inference")
+    label = at.get("file_uploader")[0].proto.label
+    assert f"{appdata.MAX_UPLOAD_PIXELS / 1e6:g} million pixels" in label and "25 MB" in label
+    assert "synthetic" not in at.multiselect(key="inf_samples").label  # the stand-in samples are not bundled
+    monkeypatch.delenv("SEG_SAMPLES")  # the bundled samples: synthetic renders
+    at = _app("inference")
+    assert "synthetic" in at.multiselect(key="inf_samples").label and not at.error
+    assert "not how it does on real dashcam photos" in _texts(at)
 
 
 def test_validation_page_scores_and_browses_frames(standins):
@@ -110,8 +186,15 @@ def test_validation_page_scores_and_browses_frames(standins):
     assert not at.exception, at.exception
     at.number_input(key="val_page").set_value(2)
     at.multiselect(key="val_only").set_value([13])  # Road only
+    at.toggle(key="val_outline").set_value(True)
     at.run()
     assert not at.exception, at.exception
+    at.number_input(key="val_limit").set_value(5)
+    at.run()
+    assert not at.exception and {m.label: m.value for m in at.metric}["Frames"] == "5 of 6"
+    assert not any("not scored yet" in i.value for i in at.info)  # those 5 were scored before
+    captions = [img.caption for e in at.get("image") for img in e.proto.imgs]
+    assert "with their IoU here" in _texts(at) and any(c.startswith("Errors: ") for c in captions)
 
 
 @pytest.mark.parametrize("typed", ["../../etc", "/etc", "~"])

@@ -172,7 +172,7 @@ def test_upload_frames(server, browser_page, shots):
     Image.open(kitti_frame(tmp / "frame.png", seed=3)).save(frame, format="JPEG", quality=90)
     broken = tmp / "broken.png"
     broken.write_bytes(b"definitely not a png")
-    _open(page, url + "/inference", "Bundled sample frames")
+    _open(page, url + "/inference", "Sample frames")
     page.locator('input[type="file"]').set_input_files([str(frame), str(broken)])
     page.get_by_text("broken.png: not an image", exact=False).first.wait_for()
     page.get_by_text("DASHCAM_0001.JPG").first.wait_for()

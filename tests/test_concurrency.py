@@ -32,6 +32,29 @@ def _shown_legend(at) -> list[tuple[str, str]]:
     return [(n, s) for m in at.markdown for n, s in CHIP.findall(str(m.value))]
 
 
+def _one_runtime_for_all(monkeypatch):
+    """Make every AppTest session see one Runtime and one component registry, as sessions of a real server do.
+
+    AppTest installs a mock Runtime for each run and removes it after; in-page components
+    (st.components.v2) look the Runtime up while the page runs, so another session's run ending would pull
+    it from under them. Returns the shared registry, to hand to each AppTest.
+    """
+    from streamlit.components.v2.component_manager import BidiComponentManager
+    from streamlit.runtime import Runtime
+
+    last = []
+
+    def instance(cls):
+        if cls._instance is not None:
+            last[:] = [cls._instance]
+        if not last:
+            raise RuntimeError("Runtime hasn't been created!")
+        return last[0]
+
+    monkeypatch.setattr(Runtime, "instance", classmethod(instance))
+    return BidiComponentManager()
+
+
 def test_eight_sessions_share_one_model_and_get_correct_results(tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
@@ -67,11 +90,13 @@ def test_eight_sessions_share_one_model_and_get_correct_results(tmp_path, monkey
     # once. The runs that matter, each choosing a frame and segmenting it, then go all at once.
     setup_lock = threading.Lock()
     ready = threading.Barrier(SESSIONS, timeout=240)
+    registry = _one_runtime_for_all(monkeypatch)
 
     def session(i: int) -> None:
         try:
             with setup_lock:
                 at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=240)
+                at._bidi_component_manager = registry
                 at.run()
                 at.switch_page("pages/inference.py").run()
             ready.wait()

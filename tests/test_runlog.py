@@ -114,3 +114,51 @@ def test_calibration_of_a_plain_run_is_empty_and_a_killed_one_shows_what_it_reac
     _write(tmp_path / "b" / "metrics.jsonl", CALIBRATED[:4])  # killed before the bias fit and final evaluation
     stages = runlog.calibration(runlog.load_run(tmp_path / "b"))
     assert [(s["stage"], s["val_miou"]) for s in stages] == [("trained", 0.40), ("logit adjustment", None)]
+
+
+def _aged(path, seconds=3600):
+    import os
+    import time
+
+    t = time.time() - seconds
+    os.utime(path, (t, t))
+
+
+def test_status_comes_from_the_end_record_not_the_file_age(tmp_path):
+    done = tmp_path / "done" / "metrics.jsonl"
+    _write(done, TRAIN + EVAL + [{"step": 30, "end": "done"}])
+    run = runlog.load_run(done.parent)
+    assert run.end == {"step": 30, "end": "done"} and run.status == "finished" and not run.live
+    assert all("end" not in e for e in run.events)  # the end record is not a calibration event
+    assert not runlog.is_live(done.parent)  # fresh file, but it says it is over
+
+    cut = tmp_path / "cut" / "metrics.jsonl"
+    _write(cut, TRAIN, tail='{"step": 40, "loss": 1.')  # killed mid-line, no end record
+    _aged(cut)
+    run = runlog.load_run(cut.parent)
+    assert run.end is None and run.status == "stopped mid-run (no end record)"
+    assert runlog.summarize(run)["status"] == "stopped mid-run (no end record)"
+
+    _write(cut, TRAIN)  # the same log while it is being written
+    assert runlog.load_run(cut.parent).status == "live" and runlog.is_live(cut.parent)
+
+    nan = tmp_path / "nan" / "metrics.jsonl"
+    _write(nan, TRAIN + [{"step": 30, "end": "nan"}])
+    assert runlog.load_run(nan.parent).status == "stopped: loss NaN/inf"
+
+
+def test_an_end_record_followed_by_more_steps_is_a_resumed_run(tmp_path):
+    p = tmp_path / "metrics.jsonl"
+    _write(p, TRAIN[:2] + [{"step": 20, "end": "interrupted"}, TRAIN[2]])
+    run = runlog.load_run(tmp_path)
+    assert run.end is None and run.status == "live" and [r["step"] for r in run.train] == [10, 20, 30]
+
+
+def test_load_run_skips_a_broken_middle_line_and_lists_it(tmp_path):
+    p = tmp_path / "metrics.jsonl"
+    p.write_text(json.dumps(TRAIN[0]) + "\n{oops\n" + json.dumps(TRAIN[1]) + "\n[1, 2]\n" + json.dumps(EVAL[0]) + "\n")
+    run = runlog.load_run(tmp_path)
+    assert run.bad_lines == [2, 4]
+    assert [r["step"] for r in run.train] == [10, 20] and [r["step"] for r in run.eval] == [20]
+    with pytest.raises(runlog.RunLogError, match=r"metrics.jsonl:2"):  # read_log alone stays strict
+        runlog.read_log(p)

@@ -305,3 +305,14 @@ def test_init_starts_from_raw_weights_of_another_run(tiny_vistas, tmp_path, caps
                    "deeplabv3_mobilenet_v3_large", "--init", first / "model.pt") == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("error: ") and str(first / "model.pt") in err and "lraspp_mobilenet_v3_large" in err
+
+
+def test_log_ends_with_an_end_record_that_a_resume_drops(tiny_vistas, tmp_path):
+    out = tmp_path / "run"
+    args = ["--data", tiny_vistas, "--out", out, "--log-every", 1, "--eval-every", 100, "--checkpoint-every", 1, *FAST]
+    assert run_cli(*args, "--steps", 2) == 0
+    last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last == {"step": 2, "end": "done"}
+    assert run_cli(*args, "--steps", 3, "--resume") == 0
+    ends = [r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "end" in r]
+    assert ends == [{"step": 3, "end": "done"}]  # the first run's end record went with the resume
