@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from .metrics import ConfusionMatrix
+from .paths import printable
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,8 @@ class ValScores:
         buf = io.BytesIO()
         Image.fromarray(np.asarray(labels, dtype=np.uint8)).save(buf, format="PNG", compress_level=1)
         r = cm.compute()
-        frame = FrameScore(self.dataset.pairs[i][0].stem, cells, mat[cells].astype(np.int64), buf.getvalue(), present,
+        stem = printable(self.dataset.pairs[i][0].stem)  # undecodable name bytes cannot reach the page
+        frame = FrameScore(stem, cells, mat[cells].astype(np.int64), buf.getvalue(), present,
                            _num(r["pixel_acc"]), _num(r["miou"]))
         with self._lock:
             return self._frames.setdefault(i, frame)
