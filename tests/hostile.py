@@ -5,6 +5,7 @@ it returns the path (or name fragment) that the one-line error is expected to na
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import struct
@@ -100,3 +101,31 @@ def unreadable(folder: Path):
         if as_root:
             Path.iterdir, os.scandir = real_iterdir, real_scandir
         folder.chmod(0o755)
+
+
+class FullDisk:
+    """A file object on a disk that fills up after `room` bytes: write raises ENOSPC, like the kernel."""
+
+    def __init__(self, f, room: int = 4096):
+        self.f, self.room = f, room
+
+    def write(self, data) -> int:
+        if len(data) > self.room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= len(data)
+        return self.f.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+
+def full_disk_fdopen(room: int = 4096):
+    """A stand-in for os.fdopen whose files fill up after `room` bytes (patch it over a module's os.fdopen)."""
+    real_fdopen = os.fdopen
+    return lambda fd, mode="r": FullDisk(real_fdopen(fd, mode), room)

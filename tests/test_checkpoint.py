@@ -3,9 +3,7 @@ dataset's config.json is held to the same rules, and a failed save (disk full) i
 old file."""
 from __future__ import annotations
 
-import errno
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -135,34 +133,11 @@ def test_config_json_names_must_be_encodable_text(tmp_path):
         load_config(tmp_path / "config.json")
 
 
-class _FullDisk:
-    """A file object on a disk that fills up after `room` bytes: write raises ENOSPC, like the kernel."""
-
-    def __init__(self, f, room: int):
-        self.f, self.room = f, room
-
-    def write(self, data) -> int:
-        if len(data) > self.room:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        self.room -= len(data)
-        return self.f.write(data)
-
-    def __getattr__(self, name):
-        return getattr(self.f, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.f.close()
-
-
 def test_disk_full_during_save_is_one_line_and_keeps_the_old_file(good, tmp_path, monkeypatch):
     path = tmp_path / "last.pt"
     save_checkpoint(path, good)
     before = path.read_bytes()
-    real_fdopen = os.fdopen
-    monkeypatch.setattr(C.os, "fdopen", lambda fd, mode="r": _FullDisk(real_fdopen(fd, mode), room=4096))
+    monkeypatch.setattr(C.os, "fdopen", hostile.full_disk_fdopen(room=4096))
     with pytest.raises(CheckpointError) as e:
         save_checkpoint(path, dict(good, step=4))
     msg = str(e.value)

@@ -178,28 +178,7 @@ def test_disk_full_during_a_checkpoint_is_one_line_and_keeps_the_last_good_one(t
     args = ["--data", tiny_vistas, "--out", out, "--eval-every", 100, "--checkpoint-every", 2, *FAST]
     assert run_cli(*args, "--steps", 2) == 0
     capsys.readouterr()
-    real_fdopen = os.fdopen
-
-    class FullDisk:  # writes past the first 4 kB fail with ENOSPC, as on a full disk
-        def __init__(self, fd, mode="r"):
-            self.f, self.room = real_fdopen(fd, mode), 4096
-
-        def write(self, data):
-            if len(data) > self.room:
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            self.room -= len(data)
-            return self.f.write(data)
-
-        def __getattr__(self, name):
-            return getattr(self.f, name)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.f.close()
-
-    monkeypatch.setattr(C.os, "fdopen", FullDisk)
+    monkeypatch.setattr(C.os, "fdopen", hostile.full_disk_fdopen(room=4096))  # writes past 4 kB fail with ENOSPC
     assert run_cli(*args, "--steps", 4, "--resume") == 1
     (line,) = errors(capsys)
     assert "last.pt: could not be written" in line and os.strerror(errno.ENOSPC) in line, line
