@@ -58,12 +58,13 @@ def _wait_until_up(url: str, proc: subprocess.Popen, log: Path) -> None:
     raise TimeoutError(f"streamlit did not answer within {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def run_server(tmp_path_factory, name: str):
+    """Generator for a module fixture: `streamlit run app.py` on a free 127.0.0.1 port against fresh stand-ins
+    in a tmp folder `name`; yields (url, tmp folder, log path) and always stops the server."""
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
-    tmp = tmp_path_factory.mktemp("browser")
+    tmp = tmp_path_factory.mktemp(name)
     env = {**os.environ, **make_standins(tmp / "standins")}
     port = _free_port()
     log = tmp / "streamlit.log"
@@ -84,6 +85,11 @@ def server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    yield from run_server(tmp_path_factory, "browser")
 
 
 @pytest.fixture(scope="module")

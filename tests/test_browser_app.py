@@ -7,9 +7,6 @@ Every wait is for an element or a condition, bounded by a timeout; none is a fix
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +14,6 @@ import pytest
 from PIL import Image
 
 import test_browser as tb
-from appstandins import make_standins
-from seg.paths import REPO_ROOT
 from test_browser import PAGE_TIMEOUT_MS, _no_traceback, _open
 
 # A real browser against a live server on a shared 2-core CPU: timing can miss a render now and then, so a
@@ -34,31 +29,8 @@ X_RANGE = f"""() => {{ const gd = document.querySelector('{LOSS}');
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """`streamlit run app.py` on a free port against fresh stand-ins (as test_browser's server); always stopped."""
-    reason = tb._skip_reason()
-    if reason:
-        pytest.skip(reason)
-    tmp = tmp_path_factory.mktemp("browser_app")
-    env = {**os.environ, **make_standins(tmp / "standins")}
-    port = tb._free_port()
-    log = tmp / "streamlit.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-            cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        tb._wait_until_up(url, proc, log)
-        yield url, tmp, log
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
+    """`streamlit run app.py` against fresh stand-ins, as test_browser's server; always stopped."""
+    yield from tb.run_server(tmp_path_factory, "browser_app")
 
 
 @pytest.fixture(scope="module")
