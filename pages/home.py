@@ -28,6 +28,8 @@ else:
     cols[3].metric(label, f"{miou:.1%}" if miou is not None else "not evaluated")
     st.markdown(f"**Architecture** `{meta.get('arch', '?')}` &nbsp;·&nbsp; **File** "
                 f"`{appconfig.display_path(ctx.checkpoint)}`")
+    st.markdown(f"**Runs on** `{meta.get('device', '?')}` · `{meta.get('backend', '?')}` · "
+                f"`{meta.get('precision', '?')}`" + (f" ({meta['backend_note']})" if meta.get("backend_note") else ""))
 
 st.subheader("Sources in use")
 runs = runlog.list_runs(ctx.runs) if ctx.runs else []
