@@ -53,7 +53,7 @@ def _texts(at) -> str:
 def test_home_shows_checkpoint_and_sources(standins):
     at = _app()
     metrics = {m.label: m.value for m in at.metric}
-    assert "lraspp_mobilenet_v3_large" in _texts(at)
+    assert "lraspp_mobilenet_v3_large" in _texts(at) and "Runs on" in _texts(at)  # device, backend, precision
     assert metrics["Classes"] == "66" and metrics["Training steps"] == "200"
     assert metrics["Best val mIoU (training)"] == "25.0%"  # the stand-in stores only best_miou
     assert "3 runs found" not in _texts(at) and "2 runs found" in _texts(at)
