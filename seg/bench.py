@@ -173,9 +173,10 @@ def pipeline_figures(pred: Predictor, naive: NaivePipeline, imgs: list[Image.Ima
 BENCH_POOL = 64
 
 
-def train_figures(steps: int, preset: str = "demo", device: str = "cpu", loader: bool = True) -> dict:
+def train_figures(steps: int, preset: str = "demo", device: str = "cpu", loader: bool = True,
+                  pool: int = BENCH_POOL) -> dict:
     """img/s of `seg.train --preset PRESET` (subprocess, from its metrics.jsonl) and, with `loader`, of its
-    data pipeline alone."""
+    data pipeline alone. The end-of-run calibration stages are switched off: they do not change img/s."""
     from . import train as T
     from .cliutil import parse_size
 
@@ -183,9 +184,9 @@ def train_figures(steps: int, preset: str = "demo", device: str = "cpu", loader:
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "seg.train", "--preset", preset, "--steps", str(steps), "--out", tmp,
                "--device", device, "--log-every", "5", "--eval-every", str(10 * steps),
-               "--checkpoint-every", str(10 * steps)]
+               "--checkpoint-every", str(10 * steps), "--bn-recalibrate", "0", "--logit-adjust", "0", "--bias-fit", "0"]
         if T.PRESETS[preset].get("synth_pool"):
-            cmd += ["--synth-pool", str(BENCH_POOL)]
+            cmd += ["--synth-pool", str(pool)]
         env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
         r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=300)
         rows = []
@@ -309,7 +310,8 @@ def cuda_figures(checkpoint: Path, naive: NaivePipeline, val: list, kit: list, r
         fig = pipeline_figures(pred, naive, imgs, runs, reference=False)
         out.update({f"cuda_{k}{suffix}": fig[k] for k in ("forward_ms", "predict_ms", "agreement")})
     try:
-        t = train_figures(20 if quick else 60, preset="gpu", device="cuda", loader=False)
+        # A pool of several batches, so that each epoch keeps all loader workers busy.
+        t = train_figures(20 if quick else 60, preset="gpu", device="cuda", loader=False, pool=1024)
         out.update({"cuda_train_img_s": t["train_img_s"], "cuda_train_cmd": t["train_cmd"]})
         if "train_error" in t:
             out["cuda_train_error"] = t["train_error"]

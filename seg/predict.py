@@ -172,6 +172,7 @@ class Predictor:
         if threads is not None:
             torch.set_num_threads(int(threads))
         self.device = resolve_device(device)
+        torch_precision = resolve_precision(precision, self.device)  # checked before any loading
         if backend == "onnxruntime" and (self.device.type != "cpu" or precision in ("bf16", "fp16")):
             raise ValueError("the onnxruntime backend runs fp32 on the CPU; use --device cpu and --precision "
                              "auto/fp32, or --backend torch")
@@ -187,7 +188,6 @@ class Predictor:
             backend = "onnxruntime" if self.device.type == "cpu" and precision in ("auto", "fp32") else "torch"
         note = None
         if backend == "onnxruntime":
-            precision = "fp32"
             try:
                 from . import onnxrt
 
@@ -198,7 +198,7 @@ class Predictor:
                 log.warning("warning: %s", note)
                 backend = "torch"
         self.backend = backend
-        self.precision = resolve_precision(precision, self.device)
+        self.precision = "fp32" if backend == "onnxruntime" else torch_precision
         self._autocast = autocast_dtype(self.precision) if backend == "torch" else None
         mean = torch.tensor(ckpt["normalize"]["mean"], dtype=torch.float32).view(1, 3, 1, 1)
         std = torch.tensor(ckpt["normalize"]["std"], dtype=torch.float32).view(1, 3, 1, 1)
