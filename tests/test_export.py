@@ -12,7 +12,7 @@ import torch
 
 from seg.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
 from seg.classes import VISTAS
-from seg.export import deployed_model, file_sha256
+from seg.export import deployed_model, export_onnx, file_sha256
 from seg.model import create_model
 
 onnx = pytest.importorskip("onnx")
@@ -65,7 +65,7 @@ def test_graph_has_dynamic_axes_opset_and_metadata(exported, ckpt_path):
     ckpt = load_checkpoint(ckpt_path)
     assert json.loads(meta["seg.classes"]) == ckpt["classes"]
     assert json.loads(meta["seg.input_size"]) == [48, 64]
-    assert json.loads(meta["seg.normalize"]) == pytest.approx(ckpt["normalize"])
+    assert json.loads(meta["seg.normalize"]) == {k: list(v) for k, v in ckpt["normalize"].items()}
     assert meta["seg.arch"] == "lraspp_plus_mobilenet_v3_large" and meta["seg.output_stride"] == "4"
     assert meta["seg.checkpoint_sha256"] == file_sha256(ckpt_path)
 
@@ -92,3 +92,17 @@ def test_cli_bad_input_is_one_line(tmp_path):
     assert not (tmp_path / "m.onnx").exists()
     r = _cli(junk, "--opset", "16")
     assert r.returncode == 2 and "--opset must be at least 17" in r.stderr
+
+
+@pytest.mark.slow
+def test_dynamo_exporter_gives_the_same_graph_contract(ckpt_path, tmp_path):
+    """The torch.export-based exporter (used where the TorchScript one is missing): same inputs, outputs, metadata."""
+    pytest.importorskip("onnxscript")
+    out = export_onnx(load_checkpoint(ckpt_path), tmp_path / "d.onnx", "0" * 64, exporter="dynamo")
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert meta["seg.output_stride"] == "4" and json.loads(meta["seg.input_size"]) == [48, 64]
+    x = torch.randn(2, 3, 40, 120, generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        ref = deployed_model(load_checkpoint(ckpt_path))(x, full_size=False).numpy()
+    got = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"image": x.numpy()})[0]
+    np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-4)
