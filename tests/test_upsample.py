@@ -47,3 +47,16 @@ def test_confidence_is_low_res_max_softmax_upsampled():
     assert float(conf.min()) >= 1 / 7 - 1e-6 and float(conf.max()) <= 1 + 1e-6
     same = upsample_confidence(low, (5, 6))  # at the logits' own size: no interpolation at all
     torch.testing.assert_close(same, torch.softmax(low, 1).amax(1), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("classes", [2, 3, 66])
+def test_numpy_upsample_argmax_on_smooth_logits(classes):
+    """Smooth logit fields (like a network's): most boundary pixels are settled by the corners' own classes
+    and the bound; the rest by mixing all channels. Either way the labels are F.interpolate's."""
+    g = torch.Generator().manual_seed(classes)
+    low = F.interpolate(torch.randn(1, classes, 6, 8, generator=g) * 4, (24, 32), mode="bilinear", align_corners=False)
+    low = low + 0.3 * torch.randn(low.shape, generator=g)
+    for size in ((96, 128), (97, 130), (24, 32)):
+        ref = F.interpolate(low, size, mode="bilinear", align_corners=False).argmax(1)[0].numpy()
+        got = upsample_argmax(low, size)
+        assert got.shape == size and (got == ref).mean() > 0.9999
