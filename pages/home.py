@@ -74,16 +74,22 @@ with c2:
 if pred is not None:
     st.subheader("This machine")
     speed = app_ui.machine_speed(pred, app_ui.model_key(pred))
-    m = st.columns(4)
+    m = st.columns(5)
     m[0].metric("Device", speed["device"].upper(), help=speed["name"])
-    m[1].metric("Precision", speed["precision"],
-                help="bf16 only where the CPU has native bf16 (avx512_bf16 / AMX); elsewhere fp32.")
-    m[2].metric("Threads", f"{speed['threads']} of {speed['cores']} cores")
-    m[3].metric(f"ms per {speed['size'][1]}×{speed['size'][0]} frame", f"{speed['ms']:.0f}",
+    m[1].metric("Backend", speed["backend"],
+                help="onnxruntime on the CPU when it is installed (the graph is exported from the checkpoint on "
+                     "first use and cached by its hash), torch on CUDA or as the fallback.")
+    m[2].metric("Precision", speed["precision"],
+                help="On the CPU, bf16 only where it has native bf16 (avx512_bf16 / AMX), elsewhere fp32; on CUDA, "
+                     "bf16 or fp16 autocast.")
+    m[3].metric("Threads", f"{speed['threads']} of {speed['cores']} cores")
+    m[4].metric(f"ms per {speed['size'][1]}×{speed['size'][0]} frame", f"{speed['ms']:.0f}",
                 help="Measured here when the model was loaded: median of 3 runs of predict_full (labels and "
                      "confidence, the Inference page's path), after a warm-up. Other work on the machine slows it.")
     st.caption(f"{speed['name']} · native bf16: {'yes' if speed['bf16_native'] else 'no'}. The README's speed "
                "table was measured on another machine; this is the figure that applies here.")
+    if speed.get("backend_note"):
+        st.caption(f":orange[{speed['backend_note']}]")
 
 st.subheader("Pages")
 c1, c2, c3 = st.columns(3)

@@ -1,23 +1,31 @@
 """The benchmark behind the README's speed figures: `python -m seg.bench [--json FILE] [--quick]`.
 
 All figures come from one process on the given checkpoint (default: the bundled one), medians of several
-runs after warm-up:
-- forward_ms: the deployed network alone, `Predictor.forward` (folded, channels_last, its precision, logits
-  upsampled to the model input size); model_forward_ms: the same weights through the model's own forward;
+runs after warm-up, on the CPU unless named cuda_*:
+- backend: the Predictor's default backend here (`--backend auto`), whose figures are the top-level keys;
+  `backends` holds forward_ms / predict_ms / predict_full_ms / agreement (and *_kitti) of every CPU backend
+  installed (torch, onnxruntime), measured in the same run;
+- forward_ms: the deployed network alone, `Predictor.forward` (folded, channels_last, its precision, up to
+  the low-res logits); model_forward_ms: the same weights through the model's own torch forward;
 - predict_ms: Predictor end to end, PIL image in -> full-size label map and overlay out;
+- predict_full_ms: `Predictor.predict_full`, the app's path (labels and confidence map);
 - naive_ms: the same weights through the pipeline a user would write from the torchvision docs;
 - agreement: fraction of pixels where predict and naive give the same class (validation frames);
 - flop_limit_ms: model FLOPs / this machine's measured fp32 GEMM rate (a lower bound for fp32);
 - train_img_s, loader_img_s, synth_img_s: training throughput of `seg.train --preset demo`, of its data
   pipeline alone (same workers), and of the synthetic renderer. The preset's frame pool is cut to
   BENCH_POOL frames: the pool's size sets how long it takes to render up front, not the cost of a step.
-The *_kitti keys repeat forward/predict/naive/agreement on 1242x375 KITTI-shaped frames.
+The *_kitti keys repeat forward/predict/naive/agreement on 1242x375 KITTI-shaped frames. cpu, threads,
+precision name the machine and the settings. With CUDA present (and `--device` auto or cuda), cuda_forward_ms,
+cuda_predict_ms (+ _kitti), cuda_train_img_s (`seg.train --preset gpu`) and cuda_device, cuda_precision
+are added beside the CPU figures.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -32,7 +40,9 @@ from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.transforms import v2
 
+from . import onnxrt
 from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
+from .device import BACKENDS, describe, device_arg, resolve_device
 from .imageio import image_files, load_image
 from .paths import DEFAULT_CHECKPOINT, DEFAULT_DATA, REPO_ROOT, SAMPLE_FRAMES
 from .predict import Predictor, model_size
@@ -108,15 +118,35 @@ def frames(folder: Path, size: tuple[int, int], n: int, seed0: int) -> list[Imag
     return out
 
 
-def pipeline_figures(pred: Predictor, naive: NaivePipeline, imgs: list[Image.Image], runs: int) -> dict:
-    """forward/predict/naive ms on imgs[0], agreement over all of imgs."""
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux), e.g. 'AMD EPYC 9B14'."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def pipeline_figures(pred: Predictor, naive: NaivePipeline, imgs: list[Image.Image], runs: int,
+                     reference: bool = True) -> dict:
+    """forward/predict/predict_full ms on imgs[0], agreement with the naive pipeline over all of imgs; with
+    `reference`, also model_forward_ms and naive_ms (they do not depend on the Predictor's backend)."""
     img = imgs[0]
     h, w = model_size(img.height, img.width, pred.input_size)
-    x = torch.randn(1, 3, h, w).contiguous(memory_format=torch.channels_last)
+    x = torch.randn(1, 3, h, w, device=pred.device).contiguous(memory_format=torch.channels_last)
+    sync = torch.cuda.synchronize if pred.device.type == "cuda" else (lambda: None)
+
+    def forward():
+        pred.forward(x)
+        sync()
 
     def model_forward():  # the model's own forward, incl. its upsample of all logit channels
-        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=pred.precision == "bf16"):
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(pred.precision)
+        with torch.inference_mode(), torch.autocast(pred.device.type, dtype or torch.bfloat16, enabled=dtype is not None):
             pred.model(x)
+        sync()
 
     def predict():
         labels = pred.predict(img)
@@ -127,30 +157,36 @@ def pipeline_figures(pred: Predictor, naive: NaivePipeline, imgs: list[Image.Ima
         a, b = pred.predict(im), naive.labels(im)
         same += int((a == b).sum())
         total += a.size
-    return {
-        "forward_ms": timed(lambda: pred.forward(x), runs),
-        "model_forward_ms": timed(model_forward, runs),
+    out = {
+        "forward_ms": timed(forward, runs),
         "predict_ms": timed(predict, runs),
-        "naive_ms": timed(lambda: naive(img), runs),
+        "predict_full_ms": timed(lambda: pred.predict_full(img), runs),
         "agreement": same / total,
         "model_hw": [h, w],
     }
+    if reference:
+        out["model_forward_ms"] = timed(model_forward, runs)
+        out["naive_ms"] = timed(lambda: naive(img), runs)
+    return out
 
 
 BENCH_POOL = 64
 
 
-def train_figures(steps: int) -> dict:
-    """img/s of `seg.train --preset demo` (subprocess, from its metrics.jsonl) and of its loader alone."""
+def train_figures(steps: int, preset: str = "demo", device: str = "cpu", loader: bool = True,
+                  pool: int = BENCH_POOL) -> dict:
+    """img/s of `seg.train --preset PRESET` (subprocess, from its metrics.jsonl) and, with `loader`, of its
+    data pipeline alone. The end-of-run calibration stages are switched off: they do not change img/s."""
     from . import train as T
     from .cliutil import parse_size
 
     out: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "seg.train", "--preset", "demo", "--steps", str(steps), "--out", tmp,
-               "--log-every", "5", "--eval-every", str(10 * steps), "--checkpoint-every", str(10 * steps)]
-        if T.PRESETS["demo"].get("synth_pool"):
-            cmd += ["--synth-pool", str(BENCH_POOL)]
+        cmd = [sys.executable, "-m", "seg.train", "--preset", preset, "--steps", str(steps), "--out", tmp,
+               "--device", device, "--log-every", "5", "--eval-every", str(10 * steps),
+               "--checkpoint-every", str(10 * steps), "--bn-recalibrate", "0", "--logit-adjust", "0", "--bias-fit", "0"]
+        if T.PRESETS[preset].get("synth_pool"):
+            cmd += ["--synth-pool", str(pool)]
         env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
         r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=300)
         rows = []
@@ -162,6 +198,8 @@ def train_figures(steps: int) -> dict:
             out["train_error"] = f"seg.train exited {r.returncode}: {tail[:200]}"
         out["train_img_s"] = statistics.median(speeds) if speeds else None
         out["train_cmd"] = " ".join(["python"] + cmd[1:]).replace(tmp, "TMP")
+    if not loader:
+        return out
 
     parser = T.get_args_parser()
     args = T.resolve_args(parser.parse_args(["--preset", "demo", "--out", "unused"]), parser)
@@ -199,22 +237,50 @@ def _one_line(e: BaseException) -> str:
     return f"{e.__class__.__name__}: {lines[-1][:200] if lines else ''}"
 
 
-def run(checkpoint: Path, quick: bool, data: Path = DEFAULT_DATA, kitti: Path = SAMPLE_FRAMES) -> dict:
+def cpu_backends(checkpoint: Path, backend: str) -> tuple[Predictor, dict[str, Predictor]]:
+    """(the default CPU Predictor for `backend`, {backend name: Predictor} of every CPU backend installed)."""
+    default = Predictor(checkpoint, device="cpu", backend=backend)
+    preds = {default.backend: default}
+    for name in ("torch", "onnxruntime"):
+        if name not in preds and (name == "torch" or onnxrt.available()):
+            other = Predictor(checkpoint, device="cpu", backend=name)
+            if other.backend == name:  # not a fallback to a backend measured already
+                preds[name] = other
+    return default, preds
+
+
+def run(checkpoint: Path, quick: bool, data: Path = DEFAULT_DATA, kitti: Path = SAMPLE_FRAMES,
+        backend: str = "auto", device: str = "auto") -> dict:
     runs, n_agree = (5, 4) if quick else (15, 16)
     ckpt = load_checkpoint(checkpoint)
-    pred = Predictor(checkpoint)
+    cuda = resolve_device(device).type == "cuda"
+    pred, preds = cpu_backends(checkpoint, backend)
     naive = NaivePipeline(ckpt)
     th, tw = pred.input_size
-    res: dict = {"checkpoint": str(checkpoint), "arch": pred.meta["arch"], "precision": pred.precision,
-                 "threads": torch.get_num_threads(), "torch": torch.__version__, "input_size": [th, tw]}
+    res: dict = {"checkpoint": str(checkpoint), "arch": pred.meta["arch"], "backend": pred.backend,
+                 "precision": pred.precision, "cpu": cpu_name(), "threads": torch.get_num_threads(),
+                 "torch": torch.__version__, "input_size": [th, tw]}
+    if onnxrt.available():
+        import onnxruntime
+
+        res["onnxruntime"] = onnxruntime.__version__
     val = frames(Path(data) / "validation" / "images", (tw, th), n_agree, 0)
-    res.update(pipeline_figures(pred, naive, val, runs))
-    kitti = frames(Path(kitti), KITTI_SIZE, max(2, n_agree // 4), 500)
-    res.update({f"{k}_kitti": v for k, v in pipeline_figures(pred, naive, kitti, max(3, runs // 2)).items()})
+    kit = frames(Path(kitti), KITTI_SIZE, max(2, n_agree // 4), 500)
+    res["backends"] = {}
+    for name, p in preds.items():
+        ref = p is pred  # backend-independent references once, with the default
+        fig = pipeline_figures(p, naive, val, runs, reference=ref)
+        fig.update({f"{k}_kitti": v for k, v in pipeline_figures(p, naive, kit, max(3, runs // 2), reference=ref).items()})
+        fig["precision"] = p.precision
+        if ref:
+            res.update(fig)
+        res["backends"][name] = {k: v for k, v in fig.items() if not k.startswith(("model_", "naive_"))}
     flops = model_flops(model_from_checkpoint(ckpt), (th, tw))
     res["gflops"] = flops / 1e9
     res["gemm_gflop_s"] = gemm_gflops()
     res["flop_limit_ms"] = flops / (res["gemm_gflop_s"] * 1e9) * 1e3
+    if cuda:
+        res.update(cuda_figures(checkpoint, naive, val, kit, runs, quick))
     # Training-side figures depend on seg.synth / seg.data / seg.train; a failure there is reported in the
     # output (key *_error, figure None) so the inference figures above are not lost.
     try:
@@ -229,24 +295,54 @@ def run(checkpoint: Path, quick: bool, data: Path = DEFAULT_DATA, kitti: Path = 
     for suffix in ("", "_kitti"):
         res[f"naive_over_predict{suffix}"] = res[f"naive_ms{suffix}"] / res[f"predict_ms{suffix}"]
         res[f"predict_over_forward{suffix}"] = res[f"predict_ms{suffix}"] / res[f"forward_ms{suffix}"]
+        res[f"predict_full_over_predict{suffix}"] = res[f"predict_full_ms{suffix}"] / res[f"predict_ms{suffix}"]
+    res["predict_over_flop_limit"] = res["predict_ms"] / res["flop_limit_ms"]
     if res.get("train_img_s") and res.get("loader_img_s"):
         res["loader_over_train"] = res["loader_img_s"] / res["train_img_s"]
     return res
 
 
+def cuda_figures(checkpoint: Path, naive: NaivePipeline, val: list, kit: list, runs: int, quick: bool) -> dict:
+    """cuda_forward_ms, cuda_predict_ms (+ _kitti), cuda_agreement, cuda_train_img_s (`--preset gpu`)."""
+    pred = Predictor(checkpoint, device="cuda", backend="torch")
+    out: dict = {"cuda_device": describe(pred.device), "cuda_precision": pred.precision}
+    for suffix, imgs in (("", val), ("_kitti", kit)):
+        fig = pipeline_figures(pred, naive, imgs, runs, reference=False)
+        out.update({f"cuda_{k}{suffix}": fig[k] for k in ("forward_ms", "predict_ms", "agreement")})
+    try:
+        # A pool of several batches, so that each epoch keeps all loader workers busy.
+        t = train_figures(20 if quick else 60, preset="gpu", device="cuda", loader=False, pool=1024)
+        out.update({"cuda_train_img_s": t["train_img_s"], "cuda_train_cmd": t["train_cmd"]})
+        if "train_error" in t:
+            out["cuda_train_error"] = t["train_error"]
+    except Exception as e:  # noqa: BLE001 - reported, not hidden
+        out["cuda_train_img_s"], out["cuda_train_error"] = None, _one_line(e)
+    return out
+
+
 def format_table(res: dict) -> str:
-    def f(k):
-        v = res.get(k)
+    def f(v):
         return "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
 
-    lines = [f"{res['arch']} ({res['precision']}, {res['threads']} threads, torch {res['torch']})",
-             f"{'':<22}{'frame ' + 'x'.join(map(str, res['input_size'][::-1])):>16}{'KITTI 1242x375':>18}"]
-    for k in ("forward_ms", "model_forward_ms", "predict_ms", "naive_ms", "agreement", "naive_over_predict", "predict_over_forward"):
-        lines.append(f"{k:<22}{f(k):>16}{f(k + '_kitti'):>18}")
-    for k in ("gflops", "gemm_gflop_s", "flop_limit_ms", "train_img_s", "loader_img_s", "loader_over_train",
-              "synth_img_s", "train_error", "loader_error", "synth_error"):
+    versions = f"torch {res['torch']}" + (f", onnxruntime {res['onnxruntime']}" if res.get("onnxruntime") else "")
+    lines = [f"{res['arch']} on {res.get('cpu', '?')}, {res['threads']} threads ({versions})",
+             f"default backend: {res['backend']} ({res['precision']})",
+             f"{'':<28}{'frame ' + 'x'.join(map(str, res['input_size'][::-1])):>16}{'KITTI 1242x375':>18}"]
+    for k in ("forward_ms", "model_forward_ms", "predict_ms", "predict_full_ms", "naive_ms", "agreement",
+              "naive_over_predict", "predict_over_forward", "predict_full_over_predict"):
+        lines.append(f"{k:<28}{f(res.get(k)):>16}{f(res.get(k + '_kitti')):>18}")
+    for name, fig in res.get("backends", {}).items():
+        for k in ("forward_ms", "predict_ms", "predict_full_ms", "agreement"):
+            label = f"{name} ({fig['precision']}) {k}"
+            lines.append(f"{label:<28}{f(fig.get(k)):>16}{f(fig.get(k + '_kitti')):>18}")
+    for k in ("cuda_forward_ms", "cuda_predict_ms", "cuda_agreement"):
         if k in res:
-            lines.append(f"{k:<22}{f(k):>16}")
+            lines.append(f"{k:<28}{f(res[k]):>16}{f(res.get(k + '_kitti')):>18}")
+    for k in ("gflops", "gemm_gflop_s", "flop_limit_ms", "predict_over_flop_limit", "train_img_s", "loader_img_s",
+              "loader_over_train", "synth_img_s", "cuda_device", "cuda_precision", "cuda_train_img_s",
+              "train_error", "loader_error", "synth_error", "cuda_train_error"):
+        if k in res:
+            lines.append(f"{k:<28}{f(res[k]):>16}")
     return "\n".join(lines)
 
 
@@ -257,14 +353,18 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="checkpoint to measure")
     p.add_argument("--data", default=str(DEFAULT_DATA), help="Vistas-layout set whose validation frames are used")
     p.add_argument("--kitti", default=str(SAMPLE_FRAMES), help="folder of KITTI-shaped frames")
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="the default CPU backend, whose figures are the top-level keys (every installed one is measured)")
+    p.add_argument("--device", type=device_arg, default="auto",
+                   help="auto: add the cuda_* figures when CUDA is available; cpu: CPU figures only; cuda: require them")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     try:
-        res = run(Path(args.checkpoint), args.quick, Path(args.data), Path(args.kitti))
-    except CheckpointError as e:
+        res = run(Path(args.checkpoint), args.quick, Path(args.data), Path(args.kitti), args.backend, args.device)
+    except (CheckpointError, ValueError) as e:  # ValueError: --device cuda without CUDA
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(format_table(res))

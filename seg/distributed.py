@@ -24,7 +24,7 @@ def init_distributed(device_arg: str | None = None) -> tuple[torch.device, int, 
         if not dist.is_initialized():
             dist.init_process_group(backend="nccl" if use_cuda else "gloo")
         return device, rank, world
-    if device_arg:
+    if device_arg and device_arg != "auto":
         return torch.device(device_arg), 0, 1
     return torch.device("cuda" if torch.cuda.is_available() else "cpu"), 0, 1
 

@@ -26,10 +26,11 @@ def cpu_name() -> str:
 
 
 def device_summary(predictor) -> dict:
-    """{device, cpu, cores, threads, precision, bf16_native} of a seg.predict.Predictor in this process."""
+    """{device, name, cores, threads, backend, backend_note, precision, bf16_native} of a seg.predict.Predictor
+    in this process."""
     import torch
 
-    from .predict import bf16_supported
+    from .device import cpu_bf16_supported
 
     dev = predictor.device
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu_name()
@@ -38,8 +39,10 @@ def device_summary(predictor) -> dict:
         "name": name,
         "cores": os.cpu_count(),
         "threads": torch.get_num_threads(),
+        "backend": predictor.meta.get("backend", "torch"),
+        "backend_note": predictor.meta.get("backend_note"),  # why the asked-for backend is not the one running
         "precision": predictor.meta.get("precision"),
-        "bf16_native": bf16_supported(),
+        "bf16_native": cpu_bf16_supported(),
     }
 
 

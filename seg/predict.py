@@ -1,4 +1,9 @@
-"""Predictor: checkpoint -> a CPU-tuned model that turns any image into a label map at the image's own size.
+"""Predictor: checkpoint -> a tuned model that turns any image into a label map at the image's own size.
+
+Backends and devices: on the CPU the network runs through onnxruntime when it is installed (the graph is
+exported from the checkpoint on first use and cached, `seg.onnxrt`; about 2x torch's speed on the project's
+2-core CPU), else through torch; on CUDA through torch with fp16/bf16 autocast and channels_last, the label
+upsample running on the GPU (`seg.upsample`). `device="auto"` picks CUDA when available (`seg.device`).
 
 Deployment choices (measured on the 2-core AVX-512 dev box at 384x512, deeplabv3_mobilenet_v3_large,
 `python -m seg.bench`): fp32 contiguous 84 ms -> channels_last 69 ms -> + conv-bn folding 55 ms ->
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import logging
 import math
 import sys
 import threading
@@ -34,13 +40,16 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from .classes import ClassTable
+from .device import BACKENDS, PRECISIONS, add_runtime_args, autocast_dtype, describe, resolve_device, resolve_precision
 from .imageio import IMAGE_EXTENSIONS, ImageError, image_files, load_image
 from .paths import DEFAULT_CHECKPOINT
+from .upsample import upsample_argmax_t, upsample_confidence
 from .viz import overlay_image, to_label_png
 
+NO_CLASS = -1e30  # "no other class" in upsample_argmax's bound; far from float32 overflow, so 0 * it stays 0
 SIZE_MULTIPLE = 16  # output stride of the MobileNet models (ResNet's 8 divides it)
 MAX_AREA_FACTOR = 4  # model-input pixel budget, in units of the trained input area
-PRECISIONS = ("auto", "fp32", "bf16")
+log = logging.getLogger("seg")
 
 
 @dataclass(frozen=True)
@@ -70,14 +79,6 @@ def fold_conv_bn(model: nn.Module) -> int:
                 seq._modules[b] = nn.Identity()
                 folded += 1
     return folded
-
-
-def bf16_supported() -> bool:
-    """Whether this CPU has native bf16 math (avx512_bf16 / AMX); elsewhere bf16 is emulated and slower."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def model_size(h: int, w: int, input_size: tuple[int, int]) -> tuple[int, int]:
@@ -123,29 +124,68 @@ def _source_index(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.nda
     return i0, np.minimum(i0 + 1, n_in - 1), (src - i0).astype(np.float32)
 
 
+def _spans(i0: np.ndarray, n_in: int) -> tuple[np.ndarray, np.ndarray]:
+    """(first output index, count) of the output samples whose lower source index is each input index."""
+    first = np.searchsorted(i0, np.arange(n_in))
+    return first, np.searchsorted(i0, np.arange(n_in), side="right") - first
+
+
 def upsample_argmax(low: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     """argmax over classes of the bilinear upsample of low (1, C, h, w) to size (H, W) -> (H, W) uint8,
     without computing the (C, H, W) upsampled logits.
 
-    An upsampled logit vector is a convex combination of its 4 low-res neighbours; where all 4 have the
-    same argmax c, c is also the argmax of the combination (l_c >= l_k in each, so in the mix). Only the
-    pixels whose neighbours disagree (class boundaries) are interpolated, exactly as F.interpolate does.
-    numpy, not torch: torch's advanced indexing of these small tables took 7 ms where np.take takes 0.1 ms.
+    An upsampled logit vector is a convex combination of its 4 low-res neighbours (the corners of its cell);
+    where all 4 have the same argmax c, c is also the argmax of the combination (l_c >= l_k in each, so in
+    the mix). In the other cells (class boundaries) only the corners' own classes are mixed, and a bound on
+    every other class decides whether one of them wins; only where it might (a few % of boundary pixels) are
+    all C channels mixed, as F.interpolate does. numpy, not torch: torch's advanced indexing of these small
+    tables took 7 ms where np.take takes 0.1 ms.
     """
     _, c, h, w = low.shape
-    y0, y1, wy = _source_index(h, int(size[0]))
-    x0, x1, wx = _source_index(w, int(size[1]))
+    y0, _, wy = _source_index(h, int(size[0]))
+    x0, _, wx = _source_index(w, int(size[1]))
     hwc = low[0].permute(1, 2, 0).contiguous().numpy()  # (h, w, C) float32
     lab = hwc.argmax(2).astype(np.uint8)  # (h, w)
-    r0, r1 = lab.take(y0, 0), lab.take(y1, 0)  # (H, w)
-    l00, l01, l10, l11 = r0.take(x0, 1), r0.take(x1, 1), r1.take(x0, 1), r1.take(x1, 1)  # (H, W)
-    ys, xs = ((l00 != l01) | (l00 != l10) | (l00 != l11)).nonzero()
-    if ys.size:
-        a, b = wy[ys, None], wx[xs, None]
-        top = (1 - b) * hwc[y0[ys], x0[xs]] + b * hwc[y0[ys], x1[xs]]  # (N, C)
-        bottom = (1 - b) * hwc[y1[ys], x0[xs]] + b * hwc[y1[ys], x1[xs]]
-        l00[ys, xs] = ((1 - a) * top + a * bottom).argmax(1)
-    return l00
+    # Output pixel (Y, X) mixes the 4 corners of low-res cell (y0[Y], x0[X]): rows i, r1[i], columns j, c1[j]
+    # (clamped at the last row/column, as _source_index pairs i0 with i1).
+    r1, c1 = np.minimum(np.arange(h) + 1, h - 1), np.minimum(np.arange(w) + 1, w - 1)
+    lab10 = lab.take(r1, 0)
+    mixed = (lab != lab.take(c1, 1)) | (lab != lab10) | (lab != lab10.take(c1, 1))  # (h, w) corners disagree
+    out = lab.take(y0, 0).take(x0, 1)  # (H, W): exact wherever the cell's 4 corners agree
+    ky, kx = mixed.nonzero()  # the K mixed cells
+    if not ky.size:
+        return out
+    # The N pixels of the mixed cells: each cell covers a rectangle of output rows x columns.
+    (ry, ny), (rx, nx) = _spans(y0, h), _spans(x0, w)
+    count = ny[ky] * nx[kx]
+    k = np.repeat(np.arange(ky.size), count)  # (N,) cell of each pixel
+    t = np.arange(k.size) - np.repeat(np.cumsum(count) - count, count)
+    cols = nx[kx][k]
+    ys, xs = ry[ky][k] + t // cols, rx[kx][k] + t % cols
+    corners = np.stack([hwc[ky, kx], hwc[ky, c1[kx]], hwc[r1[ky], kx], hwc[r1[ky], c1[kx]]])  # (4, K, C)
+    cand = np.stack([lab[ky, kx], lab[ky, c1[kx]], lab[r1[ky], kx], lab[r1[ky], c1[kx]]], 1).astype(np.intp)  # (K, 4)
+    kk = np.arange(ky.size)[:, None]
+    a, b = wy[ys], wx[xs]  # (N,) weights of the lower row / right column
+    wts = np.stack([(1 - a) * (1 - b), (1 - a) * b, a * (1 - b), a * b])  # (4, N)
+
+    def mix(v):  # (4, N, ...) corner values -> (N, ...) their bilinear mix
+        wv = wts.reshape(4, -1, *[1] * (v.ndim - 2))
+        return wv[0] * v[0] + wv[1] * v[1] + wv[2] * v[2] + wv[3] * v[3]
+
+    # Candidates: the corners' own classes.
+    m = mix(corners[:, kk, cand][:, k])  # (N, 4)
+    j = m.argmax(1)
+    out[ys, xs] = cand[k, j]
+    # Bound for every other class: the mix of each corner's best other-class value. Each float step (a
+    # product with a weight >= 0, a sum) is monotone, so a candidate at or above the bound is the argmax
+    # over all C classes; elsewhere (rare) all C channels are mixed.
+    others = corners.copy()
+    others[:, kk, cand] = NO_CLASS
+    rest = m[np.arange(j.size), j] < mix(others.max(2)[:, k])
+    if rest.any():
+        wts = wts[:, rest]
+        out[ys[rest], xs[rest]] = mix(corners[:, k[rest]]).argmax(1)
+    return out
 
 
 class Predictor:
@@ -153,18 +193,29 @@ class Predictor:
 
     Args:
         checkpoint: path (default `seg.paths.DEFAULT_CHECKPOINT`).
-        device: torch device string (default "cpu").
-        threads: torch intra-op threads (process-wide setting); None leaves torch's default (all cores).
-        precision: "auto" (bf16 on CPUs with native bf16, else fp32), "fp32" or "bf16".
-    Raises CheckpointError (one line) for an unusable checkpoint.
+        device: "auto" (CUDA when available, else the CPU), "cpu", "cuda" or "cuda:N" (`seg.device`).
+        threads: CPU intra-op threads for torch (process-wide) and onnxruntime; None: torch's default.
+        precision: "auto" (CUDA: bf16, or fp16 on cards without bf16; CPU: bf16 with native bf16 math,
+            else fp32), "fp32", "bf16" or "fp16" (CUDA only). The onnxruntime backend runs fp32.
+        backend: "auto" (onnxruntime on the CPU when installed and no bf16 is asked for, torch otherwise),
+            "torch" or "onnxruntime" (CPU only). A graph that cannot be built or loaded falls back to
+            torch with one warning line (logger "seg").
+    Raises CheckpointError (one line) for an unusable checkpoint, ValueError for a bad device/precision/backend.
     """
 
-    def __init__(self, checkpoint=None, device=None, threads: int | None = None, precision: str = "auto"):
+    def __init__(self, checkpoint=None, device="auto", threads: int | None = None, precision: str = "auto",
+                 backend: str = "auto"):
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         if threads is not None:
             torch.set_num_threads(int(threads))
-        self.device = torch.device(device or "cpu")
+        self.device = resolve_device(device)
+        torch_precision = resolve_precision(precision, self.device)  # checked before any loading
+        if backend == "onnxruntime" and (self.device.type != "cpu" or precision in ("bf16", "fp16")):
+            raise ValueError("the onnxruntime backend runs fp32 on the CPU; use --device cpu and --precision "
+                             "auto/fp32, or --backend torch")
         path = Path(checkpoint) if checkpoint is not None else DEFAULT_CHECKPOINT
         ckpt = load_checkpoint(path)
         self.classes = ClassTable.from_dict(ckpt["classes"])
@@ -172,9 +223,23 @@ class Predictor:
         model = model_from_checkpoint(ckpt)
         folded = fold_conv_bn(model)
         self.model = model.to(self.device, memory_format=torch.channels_last)
-        if precision == "auto":
-            precision = "bf16" if self.device.type == "cpu" and bf16_supported() else "fp32"
-        self.precision = precision
+        self._onnx = None  # seg.onnxrt.OrtNet when the onnxruntime backend runs
+        if backend == "auto":
+            backend = "onnxruntime" if self.device.type == "cpu" and precision in ("auto", "fp32") else "torch"
+        note = None
+        if backend == "onnxruntime":
+            try:
+                from . import onnxrt
+
+                self._onnx = onnxrt.load_or_build(path, ckpt, self.model, threads)
+            except (ImportError, OSError, RuntimeError) as e:  # ExportError is a RuntimeError
+                lines = str(e).strip().splitlines()
+                note = f"onnxruntime backend unavailable ({lines[0][:200] if lines else e.__class__.__name__}); using torch"
+                log.warning("warning: %s", note)
+                backend = "torch"
+        self.backend = backend
+        self.precision = "fp32" if backend == "onnxruntime" else torch_precision
+        self._autocast = autocast_dtype(self.precision) if backend == "torch" else None
         mean = torch.tensor(ckpt["normalize"]["mean"], dtype=torch.float32).view(1, 3, 1, 1)
         std = torch.tensor(ckpt["normalize"]["std"], dtype=torch.float32).view(1, 3, 1, 1)
         # uint8 x -> (x / 255 - mean) / std as one multiply-add.
@@ -188,56 +253,93 @@ class Predictor:
             "best_miou": ckpt.get("best_miou"),
             "val_miou": ckpt.get("val_miou"),  # these weights' own validation mIoU, when evaluated
             "path": str(path),
-            "precision": precision,
+            "precision": self.precision,
             "folded_bn": folded,
             "train_args": dict(ckpt.get("args") or {}),  # what it was trained and validated on (seg.provenance)
+            "device": describe(self.device),
+            "backend": backend,
+            "backend_note": note,  # why the asked-for backend is not the one running, or None
         }
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The deployed network: normalized (1, 3, h, w) channels_last -> low-res (1, C, h/s, w/s) fp32 logits.
+        """The deployed network: normalized (N, 3, h, w) -> low-res (N, C, h/s, w/s) fp32 logits on self.device.
 
         The model's own forward ends with a bilinear upsample of all C logit channels to (h, w); that and the
-        argmax over its result cost as much as the backbone (bf16 at 384x512: 5 + 20 ms vs 19 ms), so the
-        Predictor stops before it and upsamples labels with `upsample_argmax` (same labels, ~2 ms).
+        argmax over its result cost as much as the backbone, so the Predictor stops before it and
+        upsamples labels with `upsample_argmax` (same labels, ~2 ms).
         """
         with self._lock, torch.inference_mode():
-            with torch.autocast(self.device.type, torch.bfloat16, enabled=self.precision == "bf16"):
+            if self._onnx is not None:
+                return self._onnx(x)
+            with torch.autocast(self.device.type, self._autocast or torch.bfloat16, enabled=self._autocast is not None):
                 low = self.model(x, full_size=False)
             return low.float()
 
-    def _input(self, image: Image.Image) -> torch.Tensor:
-        """RGB image -> normalized (1, 3, h, w) channels_last float at its model size (see `model_size`)."""
+    def model_input(self, image: Image.Image) -> torch.Tensor:
+        """RGB image -> normalized (1, 3, h, w) float on self.device at its model size (`model_size`);
+        channels_last for torch, contiguous NCHW for onnxruntime."""
         size = model_size(image.height, image.width, self.input_size)
         if (image.height, image.width) != size:
             image = image.resize((size[1], size[0]), Image.BILINEAR)
-        x = torch.from_numpy(np.array(image)).to(self.device)  # (h, w, 3) uint8; a writable copy (~0.1 ms)
+        # (h, w, 3) uint8, a writable copy (~0.1 ms); normalised on the device, so uint8 crosses the bus.
+        x = torch.from_numpy(np.array(image)).to(self.device)
         x = x.permute(2, 0, 1).unsqueeze(0)  # (1, 3, h, w), already channels_last in memory
+        if self._onnx is not None:
+            x = x.contiguous()  # onnxruntime takes NCHW: reorder the uint8 bytes, not the floats
         return torch.addcmul(self._shift, x.float(), self._scale)
+
+    def _labels(self, low: torch.Tensor, hw: tuple[int, int]) -> np.ndarray:
+        """(1, C, h', w') logits -> (h, w) uint8 labels at the model size, computed where the logits are."""
+        if low.device.type == "cpu":
+            return upsample_argmax(low, hw)
+        return upsample_argmax_t(low, hw).cpu().numpy()
 
     def scores(self, image: Image.Image) -> torch.Tensor:
         """(h, w, C) float32 logits at the image's model size: what the model's own forward returns."""
-        x = self._input(image)
+        x = self.model_input(image)
         return upsample_hwc(self.forward(x), x.shape[-2:])
 
     def predict(self, img) -> np.ndarray:
         """Image (PIL, (H, W, 3) uint8 array, path or bytes) -> (H, W) uint8 class ids at its own size."""
         image = self._image(img)
-        x = self._input(image)
+        x = self.model_input(image)
         with torch.inference_mode():
-            small = upsample_argmax(self.forward(x).cpu(), x.shape[-2:])  # (h, w) uint8
+            small = self._labels(self.forward(x), x.shape[-2:])  # (h, w) uint8
         return self._to_size(small, image.size, Image.NEAREST)
 
+    def predict_batch(self, imgs, batch_size: int = 8) -> list[np.ndarray]:
+        """Several images -> their label maps (as `predict`), running frames of the same model size together.
+
+        Batches help where one frame leaves the device idle (a GPU); on a 2-core CPU they gain little.
+        """
+        images = [self._image(i) for i in imgs]
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, im in enumerate(images):
+            groups.setdefault(model_size(im.height, im.width, self.input_size), []).append(i)
+        out: list[np.ndarray | None] = [None] * len(images)
+        for idx in groups.values():
+            for k in range(0, len(idx), max(1, int(batch_size))):
+                chunk = idx[k:k + max(1, int(batch_size))]
+                x = torch.cat([self.model_input(images[i]) for i in chunk]).contiguous(memory_format=torch.channels_last)
+                with torch.inference_mode():
+                    low = self.forward(x)  # (B, C, h', w')
+                    for j, i in enumerate(chunk):
+                        out[i] = self._to_size(self._labels(low[j:j + 1], x.shape[-2:]), images[i].size, Image.NEAREST)
+        return out
+
     def predict_full(self, img) -> Prediction:
-        """Like `predict`, plus per-pixel confidence (max softmax probability) and the elapsed ms."""
+        """Like `predict`, plus per-pixel confidence (max softmax probability) and the elapsed ms.
+
+        Neither map goes through full-size logits: labels come from `upsample_argmax` (the same as `predict`),
+        the confidence is the low-res max-probability map upsampled bilinearly (`upsample_confidence`).
+        """
         image = self._image(img)
         t0 = time.perf_counter()
+        x = self.model_input(image)
         with torch.inference_mode():
-            logits = self.scores(image)  # (h, w, C)
-            top, idx = logits.max(-1)
-            # max softmax = 1 / sum(exp(l - max)), without materialising the softmax.
-            conf = torch.exp(logits - top.unsqueeze(-1)).sum(-1).reciprocal_()
-            small = idx.to(torch.uint8).cpu().numpy()
-            conf = conf.cpu().numpy()
+            low = self.forward(x)  # (1, C, h', w')
+            small = self._labels(low, x.shape[-2:])
+            conf = upsample_confidence(low, x.shape[-2:])[0].cpu().numpy()  # (h, w) float32
         labels = self._to_size(small, image.size, Image.NEAREST)
         confidence = self._to_size(conf, image.size, Image.BILINEAR)
         return Prediction(labels, confidence, (time.perf_counter() - t0) * 1e3)
@@ -279,16 +381,16 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder (created)")
     p.add_argument("--checkpoint", default=None, help=f"checkpoint (default {DEFAULT_CHECKPOINT})")
     p.add_argument("--overlay", action="store_true", help="also write OUT/<stem>_overlay.jpg")
-    p.add_argument("--precision", choices=PRECISIONS, default="auto", help="model precision on CPU")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    add_runtime_args(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     try:
-        predictor = Predictor(args.checkpoint, threads=args.threads, precision=args.precision)
-    except CheckpointError as e:
+        predictor = Predictor(args.checkpoint, device=args.device, threads=args.threads,
+                              precision=args.precision, backend=args.backend)
+    except (CheckpointError, ValueError) as e:  # ValueError: a device or precision this machine lacks
         print(f"error: {e}", file=sys.stderr)
         return 1
     out = Path(args.out)

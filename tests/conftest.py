@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -40,3 +41,15 @@ def write_vistas(root: Path, n_train: int = 8, n_val: int = 4, size=(64, 48), se
 @pytest.fixture
 def tiny_vistas(tmp_path) -> Path:
     return write_vistas(tmp_path / "vistas")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _onnx_cache(tmp_path_factory):
+    """Graphs the onnxruntime backend builds go to a tmp cache (inherited by CLI subprocesses), never ~/.cache."""
+    saved = os.environ.get("SEG_CACHE_DIR")
+    os.environ["SEG_CACHE_DIR"] = str(tmp_path_factory.mktemp("seg_cache"))
+    yield
+    if saved is None:
+        os.environ.pop("SEG_CACHE_DIR", None)
+    else:
+        os.environ["SEG_CACHE_DIR"] = saved

@@ -78,6 +78,8 @@ def test_home_says_what_was_trained_on_what_and_times_this_machine(standins):
     assert f"{len(ids)} classes have pixels in the labels of {len(ds)} frames" in texts
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Device"] == "CPU" and metrics["Precision"] in ("fp32", "bf16")
+    import onnxruntime  # noqa: F401 - installed, so auto picks it on the CPU
+    assert metrics["Backend"] == "onnxruntime"
     assert float(metrics["ms per 128×96 frame"]) > 0  # the stand-in's input size, timed here
     assert machine.cpu_name() in texts
 

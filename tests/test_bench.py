@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from seg.bench import NaivePipeline, frames, model_flops, pipeline_figures, timed
+from seg.bench import NaivePipeline, cpu_backends, cpu_name, format_table, frames, model_flops, pipeline_figures, timed
 from seg.checkpoint import load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
 from seg.classes import VISTAS
 from seg.model import create_model
@@ -33,12 +33,17 @@ def test_naive_pipeline_outputs_and_self_agreement(ckpt_path):
     np.testing.assert_array_equal(naive.labels(img), np.array(lab))  # deterministic, identical pipelines
 
 
-def test_pipeline_figures_relationships(ckpt_path):
-    pred = Predictor(ckpt_path, precision="fp32")
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_pipeline_figures_relationships(ckpt_path, backend):
+    if backend == "onnxruntime":
+        pytest.importorskip("onnxruntime")
+    pred = Predictor(ckpt_path, device="cpu", precision="fp32", backend=backend)
     naive = NaivePipeline(load_checkpoint(ckpt_path))
     r = pipeline_figures(pred, naive, _imgs((64, 48), 2), runs=1)
     assert r["agreement"] > 0.99  # same weights, same geometry at the trained size, fp32
-    assert all(r[k] > 0 for k in ("forward_ms", "model_forward_ms", "predict_ms", "naive_ms"))
+    assert all(r[k] > 0 for k in ("forward_ms", "model_forward_ms", "predict_ms", "predict_full_ms", "naive_ms"))
+    lean = pipeline_figures(pred, naive, _imgs((64, 48), 1), runs=1, reference=False)
+    assert "naive_ms" not in lean and "model_forward_ms" not in lean and lean["agreement"] > 0.99
     assert r["model_hw"] == [48, 64]
     wide = pipeline_figures(pred, naive, _imgs((124, 37), 1), runs=1)
     assert wide["model_hw"][0] == 48 and wide["model_hw"][1] > 2 * 64  # aspect kept, not squashed
@@ -54,3 +59,18 @@ def test_flops_timed_and_frames(ckpt_path, tmp_path):
     Image.new("RGB", (20, 10)).save(tmp_path / "a.png")
     got = frames(tmp_path, (40, 12), 1, 0)
     assert len(got) == 1 and got[0].size == (40, 12)
+
+
+def test_cpu_backends_and_table(ckpt_path):
+    pytest.importorskip("onnxruntime")
+    default, preds = cpu_backends(ckpt_path, "auto")
+    assert default.backend == "onnxruntime" and set(preds) == {"torch", "onnxruntime"}
+    assert preds["onnxruntime"] is default and preds["torch"].backend == "torch"
+    assert cpu_backends(ckpt_path, "torch")[0].backend == "torch"
+    res = {"arch": "a", "cpu": "Some CPU 9000", "threads": 2, "torch": "2", "onnxruntime": "1", "backend": "onnxruntime",
+           "precision": "fp32", "input_size": [48, 64], "forward_ms": 1.0,
+           "backends": {"torch": {"precision": "fp32", "forward_ms": 2.0}, "onnxruntime": {"precision": "fp32", "forward_ms": 1.0}}}
+    table = format_table(res)
+    assert "Some CPU 9000, 2 threads" in table and "default backend: onnxruntime (fp32)" in table
+    assert "torch (fp32) forward_ms" in table and "onnxruntime (fp32) forward_ms" in table
+    assert isinstance(cpu_name(), str) and cpu_name()

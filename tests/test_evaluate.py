@@ -65,3 +65,22 @@ def test_cli_json_and_errors(split, capsys, tmp_path):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
     json.dumps(evaluate(AllRoad(), split))  # the --json payload is JSON-safe (None, not NaN)
+
+
+class Batched(AllRoad):
+    """AllRoad with a batch path that records the batch sizes it was given."""
+
+    def __init__(self):
+        super().__init__()
+        self.batches = []
+
+    def predict_batch(self, images, batch_size):
+        self.batches.append(len(images))
+        return [self.predict(im) for im in images]
+
+
+def test_batch_path_gives_the_same_result(split):
+    one, many = AllRoad(), Batched()
+    a, b = evaluate(one, split), evaluate(many, split, batch_size=2)
+    assert many.batches and all(n <= 2 for n in many.batches) and sum(many.batches) == a["num_frames"]
+    assert a == b and one.sizes == many.sizes  # same frames, same order, same figures

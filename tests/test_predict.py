@@ -42,9 +42,13 @@ def ckpt_path(tmp_path_factory, request):
     return path
 
 
-@pytest.fixture(scope="module")
-def predictor(ckpt_path):
-    return Predictor(ckpt_path, precision="fp32")
+@pytest.fixture(scope="module", params=("torch", "onnxruntime"))
+def predictor(ckpt_path, request):
+    if request.param == "onnxruntime":
+        pytest.importorskip("onnxruntime")
+    pred = Predictor(ckpt_path, device="cpu", precision="fp32", backend=request.param)
+    assert pred.backend == request.param
+    return pred
 
 
 def _img(w, h, seed=0):
@@ -96,9 +100,27 @@ def test_predict_matches_manual_pipeline_and_full(predictor, ckpt_path):
     full = predictor.predict_full(np.asarray(img))
     assert isinstance(full, Prediction) and full.ms > 0
     np.testing.assert_array_equal(full.labels, labels)
-    soft = torch.softmax(logits, 1).max(1).values[0].numpy()
+    # Confidence: the max softmax at the logits' own resolution, upsampled (no full-size logits).
+    with torch.no_grad():
+        low = ref((x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1), full_size=False)
+    soft = torch.softmax(low, 1).amax(1, keepdim=True)
+    soft = torch.nn.functional.interpolate(soft, (48, 64), mode="bilinear", align_corners=False)[0, 0].numpy()
     np.testing.assert_allclose(full.confidence, soft, atol=1e-4)
     assert full.confidence.dtype == np.float32
+
+
+def test_predict_batch_equals_predict(predictor):
+    imgs = [_img(64, 48, seed=s) for s in range(3)] + [_img(207, 62, seed=4), _img(31, 90, seed=5)]
+    out = predictor.predict_batch(imgs, batch_size=2)  # two model sizes, one of them split over batches
+    assert len(out) == len(imgs)
+    for got, im in zip(out, imgs):
+        ref = predictor.predict(im)
+        assert got.shape == ref.shape == (im.height, im.width) and (got == ref).mean() >= 0.999
+
+
+def test_meta_names_device_backend_precision(predictor):
+    m = predictor.meta
+    assert m["device"] == "cpu" and m["backend"] == predictor.backend and m["precision"] == "fp32"
 
 
 def test_meta_and_classes(predictor, ckpt_path):
@@ -110,7 +132,7 @@ def test_meta_and_classes(predictor, ckpt_path):
 
 
 def test_bf16_agrees_with_fp32(ckpt_path, predictor):
-    bf = Predictor(ckpt_path, precision="bf16")
+    bf = Predictor(ckpt_path, device="cpu", precision="bf16")
     img = _img(64, 48, seed=2)
     assert (bf.predict(img) == predictor.predict(img)).mean() > 0.9
 

@@ -1,0 +1,108 @@
+"""seg.export: the ONNX graph has dynamic batch/height/width, opset >= 17 and the checkpoint's class table,
+input size and normalisation in its metadata; it computes torch's logits; the CLI verifies before success."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from seg.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
+from seg.classes import VISTAS
+from seg.export import deployed_model, export_onnx, file_sha256
+from seg.model import create_model
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def ckpt_path(tmp_path_factory):
+    torch.manual_seed(0)
+    arch = "lraspp_plus_mobilenet_v3_large"  # the bundled model's architecture: 1/4-resolution logits
+    model = create_model(arch, VISTAS.num_classes).eval()
+    path = tmp_path_factory.mktemp("export") / "model.pt"
+    save_checkpoint(path, make_checkpoint(model, arch, VISTAS, (48, 64), step=3))
+    return path
+
+
+def _cli(*args):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, "-m", "seg.export", *map(str, args)], capture_output=True, text=True,
+                          cwd=REPO, env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def exported(ckpt_path, tmp_path_factory):
+    out = tmp_path_factory.mktemp("onnx") / "sub" / "model.onnx"
+    r = _cli(ckpt_path, "--out", out, "--frames", "2")
+    return out, r
+
+
+def test_cli_exports_and_reports_agreement(exported):
+    out, r = exported
+    assert r.returncode == 0, r.stderr
+    (line,) = r.stdout.strip().splitlines()
+    assert line.startswith(f"{out}: ") and "label agreement" in line
+    agreement = float(line.split("label agreement ")[1].split(",")[0])
+    assert agreement >= 0.999
+    assert not list(out.parent.glob("*.tmp"))  # written atomically, nothing left behind
+
+
+def test_graph_has_dynamic_axes_opset_and_metadata(exported, ckpt_path):
+    out, _ = exported
+    model = onnx.load(str(out))
+    assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
+    (inp,) = model.graph.input
+    dims = inp.type.tensor_type.shape.dim
+    assert inp.name == "image" and len(dims) == 4 and dims[1].dim_value == 3
+    assert all(dims[i].dim_param and not dims[i].dim_value for i in (0, 2, 3))  # symbolic N, H, W
+    meta = {p.key: p.value for p in model.metadata_props}
+    ckpt = load_checkpoint(ckpt_path)
+    assert json.loads(meta["seg.classes"]) == ckpt["classes"]
+    assert json.loads(meta["seg.input_size"]) == [48, 64]
+    assert json.loads(meta["seg.normalize"]) == {k: list(v) for k, v in ckpt["normalize"].items()}
+    assert meta["seg.arch"] == "lraspp_plus_mobilenet_v3_large" and meta["seg.output_stride"] == "4"
+    assert meta["seg.checkpoint_sha256"] == file_sha256(ckpt_path)
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 48, 64), (2, 3, 96, 160), (1, 3, 40, 120)])
+def test_graph_computes_torch_logits_at_any_size(exported, ckpt_path, shape):
+    out, _ = exported
+    net = deployed_model(load_checkpoint(ckpt_path))
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        ref = net(x, full_size=False).numpy()
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"image": x.numpy()})[0]
+    assert got.shape == ref.shape == (shape[0], VISTAS.num_classes, shape[2] // 4, shape[3] // 4)
+    np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-4)
+
+
+def test_cli_bad_input_is_one_line(tmp_path):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"\x80\x04 not a checkpoint")
+    r = _cli(junk, "--out", tmp_path / "m.onnx")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "junk.pt" in r.stderr
+    assert not (tmp_path / "m.onnx").exists()
+    r = _cli(junk, "--opset", "16")
+    assert r.returncode == 2 and "--opset must be at least 17" in r.stderr
+
+
+@pytest.mark.slow
+def test_dynamo_exporter_gives_the_same_graph_contract(ckpt_path, tmp_path):
+    """The torch.export-based exporter (used where the TorchScript one is missing): same inputs, outputs, metadata."""
+    pytest.importorskip("onnxscript")
+    out = export_onnx(load_checkpoint(ckpt_path), tmp_path / "d.onnx", "0" * 64, exporter="dynamo")
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert meta["seg.output_stride"] == "4" and json.loads(meta["seg.input_size"]) == [48, 64]
+    x = torch.randn(2, 3, 40, 120, generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        ref = deployed_model(load_checkpoint(ckpt_path))(x, full_size=False).numpy()
+    got = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"image": x.numpy()})[0]
+    np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-4)

@@ -1,0 +1,62 @@
+"""seg.upsample, the torch-op label and confidence upsample the GPU path uses, checked on the CPU: exact labels
+(as F.interpolate + argmax, and as the numpy version), confidence as the low-res max softmax interpolated."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from seg.checkpoint import make_checkpoint, save_checkpoint
+from seg.classes import VISTAS
+from seg.model import create_model
+from seg.predict import Predictor, upsample_argmax
+from seg.upsample import upsample_argmax_t, upsample_confidence
+
+
+@pytest.mark.parametrize("low_hw,size", [((3, 4), (48, 64)), ((24, 79), (384, 1264)), ((6, 6), (6, 6)),
+                                         ((4, 5), (17, 3)), ((1, 1), (5, 9))])
+def test_torch_upsample_argmax_is_exact(low_hw, size):
+    torch.manual_seed(0)
+    low = torch.randn(1, 66, *low_hw).contiguous(memory_format=torch.channels_last)
+    ref = F.interpolate(low, size, mode="bilinear", align_corners=False).argmax(1)[0].numpy()
+    got = upsample_argmax_t(low, size)
+    assert got.dtype == torch.uint8 and tuple(got.shape) == size and got.device == low.device
+    assert (got.numpy() == ref).mean() > 0.999  # float ties only
+    assert (got.numpy() == upsample_argmax(low, size)).mean() > 0.999
+
+
+def test_label_upsample_agrees_with_plain_pipeline_on_a_real_model(tmp_path):
+    """The plain torchvision pipeline: the model's own forward (all logits upsampled), then argmax."""
+    torch.manual_seed(0)
+    arch = "lraspp_plus_mobilenet_v3_large"
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, make_checkpoint(create_model(arch, VISTAS.num_classes).eval(), arch, VISTAS, (96, 128)))
+    pred = Predictor(path, device="cpu", backend="torch", precision="fp32")
+    x = torch.randn(1, 3, 96, 128).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        plain = pred.model(x).argmax(1)[0].numpy()
+        got = upsample_argmax_t(pred.forward(x), (96, 128)).numpy()
+    assert (got == plain).mean() >= 0.995
+
+
+def test_confidence_is_low_res_max_softmax_upsampled():
+    torch.manual_seed(1)
+    low = torch.randn(2, 7, 5, 6) * 3
+    conf = upsample_confidence(low, (20, 24))
+    ref = F.interpolate(torch.softmax(low, 1).amax(1, keepdim=True), (20, 24), mode="bilinear", align_corners=False)[:, 0]
+    assert conf.shape == (2, 20, 24) and conf.dtype == torch.float32
+    torch.testing.assert_close(conf, ref, rtol=1e-5, atol=1e-6)
+    assert float(conf.min()) >= 1 / 7 - 1e-6 and float(conf.max()) <= 1 + 1e-6
+    same = upsample_confidence(low, (5, 6))  # at the logits' own size: no interpolation at all
+    torch.testing.assert_close(same, torch.softmax(low, 1).amax(1), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("classes", [2, 3, 66])
+def test_numpy_upsample_argmax_on_smooth_logits(classes):
+    """Smooth logit fields (like a network's): most boundary pixels are settled by the corners' own classes
+    and the bound; the rest by mixing all channels. Either way the labels are F.interpolate's."""
+    g = torch.Generator().manual_seed(classes)
+    low = F.interpolate(torch.randn(1, classes, 6, 8, generator=g) * 4, (24, 32), mode="bilinear", align_corners=False)
+    low = low + 0.3 * torch.randn(low.shape, generator=g)
+    for size in ((96, 128), (97, 130), (24, 32)):
+        ref = F.interpolate(low, size, mode="bilinear", align_corners=False).argmax(1)[0].numpy()
+        got = upsample_argmax(low, size)
+        assert got.shape == size and (got == ref).mean() > 0.9999
