@@ -2,7 +2,7 @@
 import streamlit as st
 
 import app_ui
-from seg import appdata, figures
+from seg import appdata, classmap, figures
 from seg.data import DataError
 
 DEFAULT_LIMIT = 300  # frames evaluated by default; the first pass costs ~0.1 s a frame on CPU
@@ -71,6 +71,7 @@ with tab_frames:
     for row in appdata.page_of(rows, int(page), per_page):
         i = index_of[row["stem"]]
         image, truth = app_ui.frame(str(ctx.data), split, stamp, i)
+        truth = classmap.truth_for_model(truth, ds.classes, pred.meta.get("classmap"))  # e.g. lanes: 0/1
         labels = app_ui.predict_frame(pred, app_ui.model_key(pred), str(ctx.data), split, stamp, i)
         st.divider()
         miou = "n/a" if row["miou"] is None else f"{row['miou']:.1%}"
@@ -84,7 +85,7 @@ with tab_frames:
         cols[0].image(image, caption="Original", width="stretch")
         cols[1].image(views[0], caption="Prediction", width="stretch")
         cols[2].image(views[1], caption="Ground truth", width="stretch")
-        shown = appdata.present_classes(labels, truth)
+        shown = [c for c in appdata.present_classes(labels, truth) if c < len(classes)]  # not a mapped 255
         if only:
             shown = [c for c in shown if c in only]
         app_ui.legend_chips([{"name": classes.readable[c], "color": appdata.class_hex(classes, c)} for c in shown],

@@ -89,7 +89,8 @@ IGNORE_INDEX = NUM_CLASSES - 1  # 65 = Unlabeled: ignored in loss and metrics
 class ClassTable:
     """Class names and display colors, indexed by Vistas id.
 
-    `ignore_index` is the id excluded from loss and metrics (None when every class is evaluated).
+    `ignore_index` is the id excluded from loss and metrics (None when every class is evaluated); it may
+    lie past the table (255 in a `seg.classmap` table, whose model has no output for "no label").
     """
 
     names: tuple[str, ...]  # config names, e.g. "construction--flat--road"

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoint import CheckpointError
+from .classmap import get_classmap, list_mappings
 from .data import DataError, VistasDataset
 from .metrics import ConfusionMatrix
 from .paths import DEFAULT_CHECKPOINT, DEFAULT_DATA
@@ -31,31 +32,54 @@ def evaluate(
     split: str = "validation",
     limit: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    classmap: str | None = None,
 ) -> dict:
     """Score `predictor` (anything with `.predict(image (H, W, 3) uint8) -> (H, W) ids` and `.classes`).
 
     Args:
         root: Vistas-layout folder; split: its subfolder; limit: first N frames only.
         progress: called as progress(done, total) after each frame.
+        classmap: a `seg.classmap` mapping name (e.g. "lanes") to score in; default: the checkpoint's own
+            (`predictor.meta["classmap"]`). The dataset's labels are mapped through it, and so are the
+            predictions of a checkpoint that predicts the dataset's own classes (a 66-class model as lanes).
     Returns: dict(miou, pixel_acc, per_class_iou {readable name: IoU or None when the class is absent from
     both truth and prediction; the ignore class left out}, confusion (C, C) nested list (rows = truth),
     frames [dict(stem, pixel_acc, miou, classes: readable names present in the truth)], num_frames,
-    root, split). Raises DataError for a broken split, ValueError when the class tables disagree.
+    root, split, classmap: the mapping scored in or None). Raises DataError for a broken split, ValueError when the class tables disagree.
     """
     ds = VistasDataset(root, split)
     classes = predictor.classes
-    if len(ds.classes) != len(classes):
+    meta = getattr(predictor, "meta", None) or {}
+    own, where = meta.get("classmap"), meta.get("path", "checkpoint")
+    name = classmap or own
+    truth_map = pred_map = None
+    if name:
+        if own and own != name:
+            raise ValueError(f"{where}: predicts the '{own}' classes; it cannot be scored as '{name}'")
+        try:
+            truth_map = get_classmap(name, ds.classes)
+        except ValueError as e:
+            raise ValueError(f"{root}: {e}") from None
+        pred_map = None if own else get_classmap(name, classes)
+        if (pred_map.table if pred_map else classes).names != truth_map.table.names:
+            raise ValueError(f"{where}: its classes are not those of mapping '{name}'")
+        classes = truth_map.table
+    elif len(ds.classes) != len(classes):
         raise ValueError(
             f"{root}: dataset has {len(ds.classes)} classes but the checkpoint predicts {len(classes)}"
         )
     n = len(ds) if limit is None else min(limit, len(ds))
-    ignore = ds.classes.ignore_index
+    ignore = classes.ignore_index if truth_map else ds.classes.ignore_index
     total = ConfusionMatrix(len(classes), ignore)
     frames = []
     for i in range(n):
         image, target = ds[i]  # (3, H, W) uint8, (H, W) int64
         pred = predictor.predict(np.ascontiguousarray(image.permute(1, 2, 0).numpy()))
         target = target.numpy()
+        if truth_map is not None:
+            target = truth_map(target)
+        if pred_map is not None:
+            pred = pred_map(pred)
         cm = ConfusionMatrix(len(classes), ignore)
         cm.update(target, pred)
         total.mat += cm.mat
@@ -82,6 +106,7 @@ def evaluate(
         "num_frames": n,
         "root": str(root),
         "split": split,
+        "classmap": name,
     }
 
 
@@ -108,6 +133,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None, help=f"checkpoint (default {DEFAULT_CHECKPOINT})")
     p.add_argument("--limit", type=int, default=None, help="first N frames only")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto", help="model precision")
+    p.add_argument("--classes", choices=list_mappings(), default=None,
+                   help="score in a named class mapping (lanes: lane markings vs. the rest); a checkpoint "
+                        "trained with one is scored in it by default")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     return p
 
@@ -118,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     try:
         predictor = Predictor(args.checkpoint, precision=args.precision)
-        result = evaluate(predictor, args.data, args.split, args.limit)
+        result = evaluate(predictor, args.data, args.split, args.limit, classmap=args.classes)
     except (CheckpointError, DataError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -190,6 +190,7 @@ class Predictor:
             "path": str(path),
             "precision": precision,
             "folded_bn": folded,
+            "classmap": ckpt.get("classmap"),  # e.g. "lanes": the dataset classes this model's were folded from
         }
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
