@@ -36,6 +36,7 @@ from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from .classes import ClassTable
 from .imageio import IMAGE_EXTENSIONS, ImageError, image_files, load_image
 from .paths import DEFAULT_CHECKPOINT
+from . import video
 from .viz import overlay_image, to_label_png
 
 SIZE_MULTIPLE = 16  # output stride of the MobileNet models (ResNet's 8 divides it)
@@ -274,13 +275,15 @@ def expand_inputs(paths: list[str]) -> tuple[list[Path], list[str]]:
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Segment images: writes OUT/<stem>.png (paletted class ids).")
-    p.add_argument("images", nargs="+", help="image files or folders of images")
+    p = argparse.ArgumentParser(description="Segment images: writes OUT/<stem>.png (paletted class ids); "
+                                            "video clips: OUT/<stem>_overlay.mp4 (see seg/video.py).")
+    p.add_argument("images", nargs="+", help="image files, folders of images, or video clips")
     p.add_argument("--out", required=True, help="output folder (created)")
     p.add_argument("--checkpoint", default=None, help=f"checkpoint (default {DEFAULT_CHECKPOINT})")
     p.add_argument("--overlay", action="store_true", help="also write OUT/<stem>_overlay.jpg")
     p.add_argument("--precision", choices=PRECISIONS, default="auto", help="model precision on CPU")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    video.add_args(p)
     return p
 
 
@@ -297,10 +300,11 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         print(f"error: {out}: cannot create output folder ({e.strerror})", file=sys.stderr)
         return 1
-    files, errors = expand_inputs(args.images)
+    clips, images = video.split_inputs(args.images, args.fps)
+    files, errors = expand_inputs(images)
     for line in errors:
         print(f"error: {line}", file=sys.stderr)
-    failed, written = len(errors), {}
+    failed, written = len(errors) + video.run_clips(predictor, clips, out, args), {}
     for f in files:
         try:
             if f.stem in written:
