@@ -18,7 +18,7 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -186,9 +186,12 @@ def burn_legend(image: Image.Image, rows: list[dict]) -> Image.Image:
 
 
 def segment_clip(predictor, reader, out: Path, every: int = 1, max_frames: int | None = None,
-                 frames: bool = False, alpha: float = 0.5, progress: bool = True) -> dict:
+                 frames: bool = False, alpha: float = 0.5, progress: bool = True,
+                 on_frame: Callable[[int, int | None], None] | None = None) -> dict:
     """Segment `reader`'s frames (every `every`-th, at most `max_frames`) into OUT/<stem>_overlay.mp4 and,
-    with `frames`, OUT/<stem>/NNNNNN.png. Returns dict(path, frames_dir or None, frames, seconds, fps_out).
+    with `frames`, OUT/<stem>/NNNNNN.png. `progress`: a tqdm bar on stderr; `on_frame(done, total or None)`
+    is called after each frame. Returns dict(path, frames_dir or None, frames, seconds, fps_out,
+    shares (frames, C) float32: each frame's pixel share per class).
 
     The output clip runs at the source rate / `every`, so it lasts as long as the part of the source it
     covers. Raises VideoError; then no output is left (earlier complete outputs of the same stem are kept).
@@ -200,7 +203,7 @@ def segment_clip(predictor, reader, out: Path, every: int = 1, max_frames: int |
     total = -(-reader.total // every) if reader.total else None
     if max_frames is not None:
         total = min(total, max_frames) if total else max_frames
-    writer, n, t0 = None, 0, time.perf_counter()
+    writer, n, t0, shares = None, 0, time.perf_counter(), []
     bar = tqdm(total=total, unit="frame", desc=reader.stem, disable=not progress, leave=False)
     try:
         if frames:
@@ -217,10 +220,14 @@ def segment_clip(predictor, reader, out: Path, every: int = 1, max_frames: int |
             labels = predictor.predict(rgb)
             if frames:
                 to_label_png(labels, predictor.classes).save(png_tmp / f"{n:06d}.png")
+            counts = np.bincount(labels.ravel(), minlength=len(predictor.classes))[: len(predictor.classes)]
+            shares.append((counts / labels.size).astype(np.float32))
             rows = sorted(legend(labels, predictor.classes, LEGEND_MIN_SHARE), key=lambda r: r["id"])
             writer.write(np.asarray(burn_legend(overlay_image(rgb, labels, predictor.classes, alpha), rows)))
             n += 1
             bar.update(1)
+            if on_frame is not None:
+                on_frame(n, total)
             if max_frames is not None and n >= max_frames:
                 break
         if writer is None:
@@ -238,7 +245,7 @@ def segment_clip(predictor, reader, out: Path, every: int = 1, max_frames: int |
         _replace_dir(png_tmp, png_dir)
     seconds = time.perf_counter() - t0
     return {"path": final, "frames_dir": png_dir if frames else None, "frames": n, "seconds": seconds,
-            "fps_out": float(fps)}
+            "fps_out": float(fps), "shares": np.stack(shares)}
 
 
 def _replace_dir(src: Path, dst: Path) -> None:
@@ -312,3 +319,53 @@ def run_clips(predictor, clips: list[Path], out: Path, args) -> int:
         print(f"{clip.name}: {r['frames']} frames in {r['seconds']:.1f} s ({r['frames'] / r['seconds']:.2f} "
               f"frames/s, decode + segment + encode)", file=sys.stderr)
     return failed
+
+
+# ---- a sample clip ---------------------------------------------------------------------------------------
+
+
+def make_sample_clip(frames: list[Path], path: Path, seconds: float, fps: int = 10, zoom: float = 1.25) -> int:
+    """A dashcam-like clip from still frames: each in turn for an equal share of `seconds`, slowly zooming
+    towards its centre (so every encoded frame differs, as in real footage). Sizes follow the first frame.
+    Returns the number of frames written."""
+    stills = [load_image(f) for f in frames]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    w, h = stills[0].size
+    n = max(1, round(seconds * fps))
+    writer = ClipWriter(Path(path), Fraction(fps), w, h)
+    try:
+        for i in range(n):
+            k, t = divmod(i * len(stills) / n, 1.0)
+            z = 1 + (zoom - 1) * t
+            cw, ch = w / z, h / z
+            box = ((w - cw) / 2, (h - ch) / 2, (w + cw) / 2, (h + ch) / 2)
+            writer.write(np.asarray(stills[int(k)].resize((w, h), Image.BILINEAR, box=box)))
+        writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
+    return n
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Write a sample dashcam clip (H.264 mp4) from still frames.")
+    p.add_argument("frames", nargs="+", help="image files or a folder of them (e.g. assets/kitti_samples)")
+    p.add_argument("--out", required=True, help="output .mp4")
+    p.add_argument("--seconds", type=_positive(float), default=4.0, help="clip length")
+    p.add_argument("--fps", type=_positive(int), default=10, help="frame rate (KITTI records at 10)")
+    args = p.parse_args(argv)
+    files = [f for a in map(Path, args.frames) for f in (image_files(a) if a.is_dir() else [a])]
+    if not files:
+        print("error: no input frames", file=sys.stderr)
+        return 1
+    try:
+        n = make_sample_clip(files, Path(args.out), args.seconds, args.fps)
+    except (ImageError, OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"{args.out}: {n} frames")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -188,3 +188,29 @@ def test_bad_video_flags_are_usage_errors(tmp_path):
     for flags in (["--every", "0"], ["--max-frames", "-1"], ["--fps", "x"]):
         r = cli(tmp_path / "a.mp4", "--out", tmp_path / "o", *flags)
         assert r.returncode == 2 and "Traceback" not in r.stderr and "must be a positive number" in r.stderr
+
+
+def test_sample_clip_from_stills(tmp_path):
+    from seg.video import main as video_main
+
+    for i in range(2):
+        Image.fromarray(frame(i, 63, 47)).save(tmp_path / f"s{i}.png")
+    assert video_main([str(tmp_path), "--out", str(tmp_path / "clips" / "sample.mp4"), "--seconds", "2",
+                       "--fps", "5"]) == 0
+    got, info = decode(tmp_path / "clips" / "sample.mp4")
+    assert len(got) == 10 and info["rate"] == 5 and info["size"] == (64, 48)
+    assert np.abs(got[0][:47, :63].astype(int) - frame(0, 63, 47)).mean() < 12  # first frame: the still, unzoomed
+    assert np.abs(got[5][:47, :63].astype(int) - frame(1, 63, 47)).mean() < 12  # then the next still
+
+
+def test_segment_clip_reports_progress_and_class_shares(tmp_path, predictor):
+    from seg.video import ClipReader, segment_clip
+
+    calls = []
+    r = segment_clip(predictor, ClipReader(make_clip(tmp_path / "a.mp4", 4)), tmp_path / "o", frames=True,
+                     progress=False, on_frame=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)] and r["frames"] == 4
+    labels = labels_of(tmp_path / "o" / "a")
+    assert r["shares"].shape == (4, VISTAS.num_classes)
+    for share, lab in zip(r["shares"], labels):
+        np.testing.assert_allclose(share, np.bincount(lab.ravel(), minlength=VISTAS.num_classes) / lab.size, atol=1e-6)
