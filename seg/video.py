@@ -16,7 +16,9 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from fractions import Fraction
@@ -296,29 +298,42 @@ def split_inputs(paths: list[str], fps: float | None) -> tuple[list[Path], list[
 
 def run_clips(predictor, clips: list[Path], out: Path, args) -> int:
     """Segment each clip; prints the output path (stdout) and frames/s (stderr), or one `error:` line.
-    Returns the number of clips that failed."""
-    failed = 0
-    for clip in clips:
-        try:
-            reader = FolderReader(clip, args.fps) if clip.is_dir() else ClipReader(clip)
-            r = segment_clip(predictor, reader, out, args.every, args.max_frames, args.frames,
-                             progress=sys.stderr.isatty())
-        except VideoError as e:
-            failed += 1
-            print(f"error: {e}", file=sys.stderr)
-            continue
-        except OSError as e:  # writing the outputs
-            failed += 1
-            print(f"error: {clip.name}: cannot write output ({e.strerror or e})", file=sys.stderr)
-            continue
-        except (RuntimeError, ValueError) as e:  # e.g. out of memory on a huge frame: report, go on
-            failed += 1
-            print(f"error: {clip.name}: {e.__class__.__name__}: {_av_reason(e)}", file=sys.stderr)
-            continue
-        print(r["path"])
-        print(f"{clip.name}: {r['frames']} frames in {r['seconds']:.1f} s ({r['frames'] / r['seconds']:.2f} "
-              f"frames/s, decode + segment + encode)", file=sys.stderr)
+    Returns the number of clips that failed. SIGTERM ends it like Ctrl-C: the clip in progress is removed."""
+    failed, old = 0, None
+    if clips and threading.current_thread() is threading.main_thread():
+        old = signal.signal(signal.SIGTERM, _exit_on_term)
+    try:
+        for clip in clips:
+            failed += _run_clip(predictor, clip, out, args)
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
     return failed
+
+
+def _exit_on_term(signum, frame):
+    raise SystemExit(128 + signum)  # a BaseException: segment_clip removes its temporaries on the way out
+
+
+def _run_clip(predictor, clip: Path, out: Path, args) -> int:
+    """One clip for `run_clips`: 0 when written, 1 when it failed (reported in one line)."""
+    try:
+        reader = FolderReader(clip, args.fps) if clip.is_dir() else ClipReader(clip)
+        r = segment_clip(predictor, reader, out, args.every, args.max_frames, args.frames,
+                         progress=sys.stderr.isatty())
+    except VideoError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # writing the outputs
+        print(f"error: {clip.name}: cannot write output ({e.strerror or e})", file=sys.stderr)
+        return 1
+    except (RuntimeError, ValueError) as e:  # e.g. out of memory on a huge frame: report, go on
+        print(f"error: {clip.name}: {e.__class__.__name__}: {_av_reason(e)}", file=sys.stderr)
+        return 1
+    print(r["path"])
+    print(f"{clip.name}: {r['frames']} frames in {r['seconds']:.1f} s ({r['frames'] / r['seconds']:.2f} "
+          f"frames/s, decode + segment + encode)", file=sys.stderr)
+    return 0
 
 
 # ---- a sample clip ---------------------------------------------------------------------------------------

@@ -225,3 +225,22 @@ def test_segment_clip_reports_progress_and_class_shares(tmp_path, predictor):
     assert r["shares"].shape == (4, VISTAS.num_classes)
     for share, lab in zip(r["shares"], labels):
         np.testing.assert_allclose(share, np.bincount(lab.ravel(), minlength=VISTAS.num_classes) / lab.size, atol=1e-6)
+
+
+def test_interrupted_clip_leaves_nothing(tmp_path, predictor):
+    from seg.video import ClipReader, _exit_on_term, segment_clip
+
+    class StopsAtFrame2:  # what SIGTERM does mid-clip: run_clips' handler raises SystemExit in the loop
+        classes = predictor.classes
+        calls = 0
+
+        def predict(self, rgb):
+            self.calls += 1
+            if self.calls == 2:
+                _exit_on_term(15, None)
+            return predictor.predict(rgb)
+
+    out = tmp_path / "o"
+    with pytest.raises(SystemExit) as e:
+        segment_clip(StopsAtFrame2(), ClipReader(make_clip(tmp_path / "a.mp4", 4)), out, frames=True, progress=False)
+    assert e.value.code == 143 and list(out.iterdir()) == []
