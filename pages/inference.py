@@ -2,16 +2,19 @@
 import streamlit as st
 
 import app_ui
-from seg import appdata
+import app_video
+from seg import appdata, appvideo
 from seg.data import DataError, list_images
 
 ctx = app_ui.context()
-app_ui.header("Inference", "Drop dashcam frames (jpg, jpeg, png, webp, bmp; up to 25 MB each) or pick a bundled "
-                           "KITTI sample. Each frame is segmented by the loaded checkpoint.")
+app_ui.header("Inference", "Drop dashcam frames (jpg, jpeg, png, webp, bmp; up to 25 MB each) or clips (mp4, mov, "
+                           f"avi, mkv, webm; up to {appvideo.MAX_CLIP_MB} MB, first {appvideo.MAX_CLIP_FRAMES} "
+                           "frames), or pick a bundled KITTI sample. Each frame is segmented by the loaded checkpoint.")
 pred = app_ui.predictor(ctx)
 classes = pred.classes
 
 uploads = st.file_uploader("Frames", type=appdata.UPLOAD_TYPES, accept_multiple_files=True, key="inf_uploads",
+                           max_upload_size=25,
                            help="Several files at once; extensions in any case (.JPG works).")
 try:
     samples = list_images(ctx.config.samples)
@@ -21,6 +24,12 @@ sample_names = [p.name for p in samples]
 picked = st.multiselect("Bundled sample frames", sample_names, default=sample_names[:1],
                         key="inf_samples", disabled=not samples,
                         placeholder="No sample frames found" if not samples else "Choose sample frames")
+clip_uploads = st.file_uploader("Clips", type=appvideo.CLIP_TYPES, accept_multiple_files=True, key="inf_clip_uploads",
+                                max_upload_size=appvideo.MAX_CLIP_MB,
+                                help="Segmented frame by frame into an H.264 clip with the classes listed in a corner.")
+sample_clips = appvideo.list_clips(ctx.config.samples)
+picked_clips = st.multiselect("Bundled sample clips", [p.name for p in sample_clips], key="inf_clips",
+                              disabled=not sample_clips, placeholder="Choose a sample clip (segmented on demand)")
 
 c1, c2, c3, c4 = st.columns([2.2, 1.4, 1.4, 1.1])
 view = c1.segmented_control("View", ["Side by side", "Overlay", "Mask only"], default="Side by side",
@@ -32,9 +41,12 @@ show_conf = c4.toggle("Confidence view", value=False, key="inf_conf")
 
 frames = [(u.name, u.getvalue()) for u in (uploads or [])]
 frames += [(p.name, p.read_bytes()) for p in samples if p.name in picked]
-if not frames:
-    st.info("Drop one or more images above, or choose a bundled sample frame.", icon=":material/upload:")
+clips = [(u.name, u.getvalue()) for u in (clip_uploads or [])]
+clips += [(p.name, p.read_bytes()) for p in sample_clips if p.name in picked_clips]
+if not frames and not clips:
+    st.info("Drop one or more images or clips above, or choose a bundled sample.", icon=":material/upload:")
     st.stop()
+app_video.show(pred, app_ui.model_key(pred), clips)
 
 for i, (name, data) in enumerate(frames):
     st.divider()

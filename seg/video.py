@@ -199,6 +199,7 @@ def segment_clip(predictor, reader, out: Path, every: int = 1, max_frames: int |
     covers. Raises VideoError; then no output is left (earlier complete outputs of the same stem are kept).
     """
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     final = out / f"{reader.stem}_overlay.mp4"
     png_dir, png_tmp = out / reader.stem, out / f".{reader.stem}.part"
     fps = reader.fps / every
