@@ -184,7 +184,7 @@ def _dataset(root: str, split: str, stamp: float, roots: tuple[str, ...]):
 def _val_scores(_pred, key: str, root: str, split: str, stamp: float):
     from seg.valscores import ValScores
 
-    return ValScores(dataset(root, split, stamp), _pred.classes)
+    return ValScores(dataset(root, split, stamp), _pred.classes, _pred.meta.get("classmap"))
 
 
 def val_scores(pred, root: Path, split: str, stamp: float):

@@ -1,22 +1,23 @@
-"""Inference: segment uploaded frames or the bundled sample frames; views, legend, downloads."""
+"""Inference: segment uploaded frames and clips or the bundled samples; views, legend, downloads."""
 import streamlit as st
 
 import app_components
 import app_ui
-from seg import appdata, provenance
+import app_video
+from seg import appdata, appvideo, provenance
 from seg.data import DataError, list_images
 
 ctx = app_ui.context()
-max_mb = st.get_option("server.maxUploadSize")
+max_mb = appdata.MAX_FRAME_MB
 samples_synthetic = provenance.is_bundled_synthetic(ctx.config.samples)
-app_ui.header("Inference", "Drop dashcam frames or pick a sample frame; each frame is segmented by the loaded "
-                           "checkpoint.")
+app_ui.header("Inference", "Drop dashcam frames or clips, or pick a bundled sample; each frame is segmented by the "
+                           "loaded checkpoint.")
 pred = app_ui.predictor(ctx)
 classes = pred.classes
 
 uploads = st.file_uploader(
     f"Frames (jpg, jpeg, png, webp, bmp; up to {max_mb} MB and {appdata.MAX_UPLOAD_PIXELS / 1e6:g} million "
-    "pixels each)", type=appdata.UPLOAD_TYPES, accept_multiple_files=True, key="inf_uploads",
+    "pixels each)", type=appdata.UPLOAD_TYPES, accept_multiple_files=True, key="inf_uploads", max_upload_size=max_mb,
     help="Several files at once; extensions in any case (.JPG works). Larger images are refused from their header, "
          "before decoding.")
 try:
@@ -32,6 +33,14 @@ if samples_synthetic:
     st.caption("The bundled samples are renders of the same synthetic street world the bundled model was trained "
                "on, framed like KITTI: they show what the model learned, not how it does on real dashcam photos "
                "(expect much worse there; train on real Vistas for real use).")
+clip_uploads = st.file_uploader(
+    f"Clips (mp4, mov, avi, mkv, webm; up to {appvideo.MAX_CLIP_MB} MB, the first {appvideo.MAX_CLIP_FRAMES} frames "
+    "are segmented)", type=appvideo.CLIP_TYPES, accept_multiple_files=True, key="inf_clip_uploads",
+    max_upload_size=appvideo.MAX_CLIP_MB,
+    help="Segmented frame by frame into an H.264 clip with the classes listed in a corner.")
+sample_clips = appvideo.list_clips(ctx.config.samples)
+picked_clips = st.multiselect("Sample clips", [p.name for p in sample_clips], key="inf_clips",
+                              disabled=not sample_clips, placeholder="Choose a sample clip (segmented on demand)")
 
 c1, c2, c3, c4, c5 = st.columns([2.2, 1.3, 1.3, 1.1, 1.1])
 view = c1.segmented_control("View", ["Side by side", "Overlay", "Mask only"], default="Side by side",
@@ -45,9 +54,12 @@ outlines = c5.toggle("Outlines", value=False, key="inf_outline",
 
 frames = [(u.name, u.getvalue(), False) for u in (uploads or [])]
 frames += [(p.name, p.read_bytes(), True) for p in samples if p.name in picked]
-if not frames:
-    st.info("Drop one or more images above, or choose a sample frame.", icon=":material/upload:")
+clips = [(u.name, u.getvalue()) for u in (clip_uploads or [])]
+clips += [(p.name, p.read_bytes()) for p in sample_clips if p.name in picked_clips]
+if not frames and not clips:
+    st.info("Drop one or more images or clips above, or choose a sample.", icon=":material/upload:")
     st.stop()
+app_video.show(pred, app_ui.model_key(pred), clips)
 
 batch = {}  # file name in the zip -> PNG bytes, for "Download all"
 all_slot = st.empty()

@@ -3,7 +3,7 @@ import streamlit as st
 
 import app_components
 import app_ui
-from seg import appdata, figures, provenance
+from seg import appdata, classmap, figures, provenance
 from seg.data import DataError
 from seg.paths import printable
 
@@ -90,6 +90,7 @@ with tab_frames:
         i = row["index"]
         image, truth, score, labels = or_stop(lambda: (*app_ui.frame(str(ctx.data), split, stamp, i),
                                                        store.score(pred, i), store.labels(pred, i)))
+        truth = classmap.truth_for_model(truth, ds.classes, pred.meta.get("classmap"))  # e.g. lanes: 0/1
         st.divider()
         miou = "n/a" if score.miou is None else f"{score.miou:.1%}"
         acc = "n/a" if score.pixel_acc is None else f"{score.pixel_acc:.1%}"

@@ -20,6 +20,7 @@ from .imageio import DEFAULT_MAX_PIXELS, ImageError, load_image
 from .paths import printable
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]  # Streamlit compares extensions case-insensitively
+MAX_FRAME_MB = 25  # the frames' uploader; clips have their own (seg.appvideo.MAX_CLIP_MB)
 MAX_UPLOAD_PIXELS = DEFAULT_MAX_PIXELS  # one limit for the app, the CLI and the README; checked from the header
 DIMMED_RGB = (40, 40, 40)  # mask view: pixels of classes the user hid
 CORRECT_RGB = (30, 30, 30)  # error view: pixels predicted right

@@ -25,7 +25,7 @@ def class_weights(dataset, num_classes: int, ignore_index: int | None, samples: 
         t = t[(t >= 0) & (t < num_classes)]
         counts += torch.bincount(t, minlength=num_classes).double()
     counts = D.all_reduce_sum(counts.to(device)).cpu()
-    if ignore_index is not None:
+    if ignore_index is not None and 0 <= ignore_index < num_classes:  # else already out of range above
         counts[ignore_index] = 0
     freq = counts / counts.sum().clamp(min=1)
     w = torch.where(freq > 0, freq.clamp(min=1e-12).rsqrt(), torch.zeros_like(freq))

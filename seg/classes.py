@@ -92,7 +92,8 @@ MAX_CONFIG_BYTES = 4_000_000  # a 256-class config.json is ~30 kB
 class ClassTable:
     """Class names and display colors, indexed by Vistas id.
 
-    `ignore_index` is the id excluded from loss and metrics (None when every class is evaluated).
+    `ignore_index` is the id excluded from loss and metrics (None when every class is evaluated); it may
+    lie past the table (255 in a `seg.classmap` table, whose model has no output for "no label").
     """
 
     names: tuple[str, ...]  # config names, e.g. "construction--flat--road"
@@ -205,7 +206,8 @@ def make_table(names, readable, colors, ignore_index, prefix: str = "", item=Non
     """Check raw class fields (from a checkpoint or a config.json) and build the table.
 
     names / readable: 1..MAX_CLASSES non-empty strings of at most MAX_NAME_CHARS (valid Unicode);
-    colors: as many [r, g, b] ints in 0..255; ignore_index: None or an id of the table.
+    colors: as many [r, g, b] ints in 0..255; ignore_index: None, an id of the table, or 255 (a mapped
+    table's "no label", past its classes: seg.classmap).
     Raises ValueError starting with the field, e.g. "classes.colors[3]: expected [r, g, b] ints in 0..255".
     `item(key, i)` names one entry's field (default f"{prefix}{key}[{i}]").
     """
@@ -227,8 +229,9 @@ def make_table(names, readable, colors, ignore_index, prefix: str = "", item=Non
     for i, c in enumerate(colors):
         if not (isinstance(c, (list, tuple)) and len(c) == 3 and all(_is_int(v) and 0 <= v <= 255 for v in c)):
             raise ValueError(f"{item('colors', i)}: expected [r, g, b] ints in 0..255, got {short_repr(c)}")
-    if ignore_index is not None and not (_is_int(ignore_index) and 0 <= ignore_index < n):
-        raise ValueError(f"{prefix}ignore_index: expected null or a class id in 0..{n - 1}, got {short_repr(ignore_index)}")
+    if ignore_index is not None and not (_is_int(ignore_index) and (0 <= ignore_index < n or ignore_index == 255)):
+        raise ValueError(f"{prefix}ignore_index: expected null, a class id in 0..{n - 1} or 255 (no label, past the "
+                         f"table), got {short_repr(ignore_index)}")
     return ClassTable(tuple(names), tuple(readable), tuple(tuple(int(v) for v in c) for c in colors),
                       None if ignore_index is None else int(ignore_index))
 

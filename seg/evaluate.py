@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoint import CheckpointError
+from .classmap import get_classmap, list_mappings
 from .data import DataError, VistasDataset
 from .device import add_runtime_args
 from .metrics import ConfusionMatrix
@@ -52,6 +53,7 @@ def evaluate(
     progress: Callable[[int, int], None] | None = None,
     roots: tuple[Path, ...] | None = None,
     batch_size: int = 1,
+    classmap: str | None = None,
 ) -> dict:
     """Score `predictor` (anything with `.predict(image (H, W, 3) uint8) -> (H, W) ids` and `.classes`).
 
@@ -61,23 +63,45 @@ def evaluate(
         roots: when given (the app), dataset files whose links lead outside these folders are not read.
         batch_size: frames predicted together through `predictor.predict_batch` (when it has one); > 1
             pays on a GPU, where a single frame leaves the device mostly idle.
+        classmap: a `seg.classmap` mapping name (e.g. "lanes") to score in; default: the checkpoint's own
+            (`predictor.meta["classmap"]`). The dataset's labels are mapped through it, and so are the
+            predictions of a checkpoint that predicts the dataset's own classes (a 66-class model as lanes).
     Returns: dict(miou, pixel_acc, per_class_iou {readable name: IoU or None when the class is absent from
     both truth and prediction; the ignore class left out}, confusion (C, C) nested list (rows = truth),
     frames [dict(stem, pixel_acc, miou, classes: readable names present in the truth)], num_frames,
-    root, split). Raises DataError for a broken split, ValueError when the class tables disagree.
+    root, split, classmap: the mapping scored in or None). Raises DataError for a broken split, ValueError when the class tables disagree.
     """
     ds = VistasDataset(root, split, roots=roots)
     classes = predictor.classes
-    if len(ds.classes) != len(classes):
+    meta = getattr(predictor, "meta", None) or {}
+    own, where = meta.get("classmap"), meta.get("path", "checkpoint")
+    name = classmap or own
+    truth_map = pred_map = None
+    if name:
+        if own and own != name:
+            raise ValueError(f"{where}: predicts the '{own}' classes; it cannot be scored as '{name}'")
+        try:
+            truth_map = get_classmap(name, ds.classes)
+        except ValueError as e:
+            raise ValueError(f"{root}: {e}") from None
+        pred_map = None if own else get_classmap(name, classes)
+        if (pred_map.table if pred_map else classes).names != truth_map.table.names:
+            raise ValueError(f"{where}: its classes are not those of mapping '{name}'")
+        classes = truth_map.table
+    elif len(ds.classes) != len(classes):
         raise ValueError(
             f"{root}: dataset has {len(ds.classes)} classes but the checkpoint predicts {len(classes)}"
         )
     n = len(ds) if limit is None else min(limit, len(ds))
-    ignore = ds.classes.ignore_index
+    ignore = classes.ignore_index if truth_map else ds.classes.ignore_index
     total = ConfusionMatrix(len(classes), ignore)
     frames = []
     for i, (target, pred) in enumerate(_predictions(predictor, ds, n, batch_size)):
         target = target.numpy()
+        if truth_map is not None:
+            target = truth_map(target)
+        if pred_map is not None:
+            pred = pred_map(pred)
         cm = ConfusionMatrix(len(classes), ignore)
         cm.update(target, pred)
         total.mat += cm.mat
@@ -104,6 +128,7 @@ def evaluate(
         "num_frames": n,
         "root": str(root),
         "split": split,
+        "classmap": name,
     }
 
 
@@ -132,6 +157,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None,
                    help="frames predicted together (default: 8 on CUDA, 1 on the CPU, where batches gain nothing)")
     add_runtime_args(p)
+    p.add_argument("--classes", choices=list_mappings(), default=None,
+                   help="score in a named class mapping (lanes: lane markings vs. the rest); a checkpoint "
+                        "trained with one is scored in it by default")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     return p
 
@@ -147,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         predictor = Predictor(args.checkpoint, device=args.device, threads=args.threads, precision=args.precision,
                               backend=args.backend)
         batch = args.batch_size or (8 if predictor.device.type == "cuda" else 1)
-        result = evaluate(predictor, args.data, args.split, args.limit, batch_size=batch)
+        result = evaluate(predictor, args.data, args.split, args.limit, batch_size=batch, classmap=args.classes)
     except (CheckpointError, DataError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -16,7 +16,7 @@ def class_iou(mat: torch.Tensor, ignore_index: int | None = None) -> tuple[torch
     tp = torch.diag(h)
     union = h.sum(0) + h.sum(1) - tp
     present = union > 0
-    if ignore_index is not None:
+    if ignore_index is not None and 0 <= ignore_index < len(present):  # a mapped table's 255 lies outside
         present[ignore_index] = False
     return torch.where(present, tp / union.clamp(min=1), torch.full_like(tp, float("nan"))), present
 

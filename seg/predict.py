@@ -44,6 +44,7 @@ from .device import BACKENDS, PRECISIONS, add_runtime_args, autocast_dtype, desc
 from .imageio import IMAGE_EXTENSIONS, ImageError, image_files, load_image
 from .paths import DEFAULT_CHECKPOINT
 from .upsample import upsample_argmax_t, upsample_confidence
+from . import video
 from .viz import overlay_image, to_label_png
 
 NO_CLASS = -1e30  # "no other class" in upsample_argmax's bound; far from float32 overflow, so 0 * it stays 0
@@ -259,6 +260,7 @@ class Predictor:
             "device": describe(self.device),
             "backend": backend,
             "backend_note": note,  # why the asked-for backend is not the one running, or None
+            "classmap": ckpt.get("classmap"),  # e.g. "lanes": the dataset classes this model's were folded from
         }
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -376,12 +378,14 @@ def expand_inputs(paths: list[str]) -> tuple[list[Path], list[str]]:
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Segment images: writes OUT/<stem>.png (paletted class ids).")
-    p.add_argument("images", nargs="+", help="image files or folders of images")
+    p = argparse.ArgumentParser(description="Segment images: writes OUT/<stem>.png (paletted class ids); "
+                                            "video clips: OUT/<stem>_overlay.mp4 (see seg/video.py).")
+    p.add_argument("images", nargs="+", help="image files, folders of images, or video clips")
     p.add_argument("--out", required=True, help="output folder (created)")
     p.add_argument("--checkpoint", default=None, help=f"checkpoint (default {DEFAULT_CHECKPOINT})")
     p.add_argument("--overlay", action="store_true", help="also write OUT/<stem>_overlay.jpg")
     add_runtime_args(p)
+    video.add_args(p)
     return p
 
 
@@ -399,10 +403,11 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         print(f"error: {out}: cannot create output folder ({e.strerror})", file=sys.stderr)
         return 1
-    files, errors = expand_inputs(args.images)
+    clips, images = video.split_inputs(args.images, args.fps)
+    files, errors = expand_inputs(images)
     for line in errors:
         print(f"error: {line}", file=sys.stderr)
-    failed, written = len(errors), {}
+    failed, written = len(errors) + video.run_clips(predictor, clips, out, args), {}
     for f in files:
         try:
             if f.stem in written:

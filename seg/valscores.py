@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .classmap import get_classmap
 from .metrics import ConfusionMatrix
 from .paths import printable
 
@@ -37,16 +38,20 @@ class FrameScore:
 class ValScores:
     """Scores of one predictor on one split. `dataset` is a seg.data.VistasDataset (ds[i] -> (image, target)).
 
-    Raises ValueError when the dataset's class table and the predictor's differ in size (as `evaluate` does).
+    `classmap`: the predictor's class mapping (`meta["classmap"]`, e.g. "lanes"): the dataset's labels are
+    folded through it before scoring, as `evaluate` does. Raises ValueError when the (mapped) class tables
+    differ in size, or the mapping does not fit the dataset's table.
     """
 
-    def __init__(self, dataset, classes):
-        if len(dataset.classes) != len(classes):
-            raise ValueError(f"{dataset.root}: dataset has {len(dataset.classes)} classes but the checkpoint "
+    def __init__(self, dataset, classes, classmap: str | None = None):
+        self.map = get_classmap(classmap, dataset.classes) if classmap else None
+        truth_table = self.map.table if self.map else dataset.classes
+        if len(truth_table) != len(classes):
+            raise ValueError(f"{dataset.root}: dataset has {len(truth_table)} classes but the checkpoint "
                              f"predicts {len(classes)}")
         self.dataset, self.classes = dataset, classes
         self.num_classes = len(classes)
-        self.ignore = dataset.classes.ignore_index
+        self.ignore = truth_table.ignore_index
         self._frames: dict[int, FrameScore] = {}
         self._lock = threading.Lock()
 
@@ -65,6 +70,8 @@ class ValScores:
         if done is not None:
             return done
         image, target = self.dataset[i]  # (3, H, W) uint8, (H, W) int64
+        if self.map is not None:
+            target = self.map(target)
         labels = predictor.predict(np.ascontiguousarray(image.permute(1, 2, 0).numpy()))
         cm = ConfusionMatrix(self.num_classes, self.ignore)
         cm.update(target.numpy(), labels)

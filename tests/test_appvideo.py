@@ -1,0 +1,74 @@
+"""seg.appvideo and the Inference page's clip panel: a clip's bytes give a playable clip, frames/s and class
+shares; bad clips are one line; the page plays a bundled sample clip (AppTest)."""
+from __future__ import annotations
+
+import io
+
+import av
+import numpy as np
+import pytest
+
+from appstandins import make_standins, no_legacy_pages_dir
+from seg import appdata, appvideo
+from seg.classes import VISTAS
+from seg.paths import REPO_ROOT
+
+
+def clip_bytes(path, n=6, w=96, h=64) -> bytes:
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w", format="mp4") as c:
+        s = c.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        for _ in range(n):
+            c.mux(s.encode(av.VideoFrame.from_ndarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8), format="rgb24")))
+        c.mux(s.encode(None))
+    return path.read_bytes()
+
+
+class Halves:
+    """Road in the bottom half, Sky in the top."""
+
+    classes = VISTAS
+
+    def predict(self, rgb):
+        lab = np.full(np.shape(rgb)[:2], 27, np.uint8)
+        lab[lab.shape[0] // 2:] = 13
+        return lab
+
+
+def test_run_clip_gives_mp4_and_shares(tmp_path):
+    calls = []
+    res = appvideo.run_clip(Halves(), "../../etc/Drive.MOV", clip_bytes(tmp_path / "a.mp4"),
+                            on_frame=lambda d, t: calls.append(d), max_frames=4)
+    assert isinstance(res, appvideo.ClipResult) and res.frames == 4 and res.capped and calls == [1, 2, 3, 4]
+    with av.open(io.BytesIO(res.video)) as c:
+        assert len(list(c.decode(video=0))) == 4 and c.streams.video[0].codec_context.name == "h264"
+    assert res.shares.shape == (4, VISTAS.num_classes)
+    assert res.shares[:, 13].tolist() == [0.5] * 4 and res.shares[:, 27].tolist() == [0.5] * 4
+    fig = appvideo.share_figure(res.shares, res.fps, VISTAS)
+    assert sorted(t.name for t in fig.data) == ["Road", "Sky"] and list(fig.data[0].x) == [0, 0.1, 0.2, 0.3]
+
+
+def test_run_clip_errors_are_values(tmp_path, monkeypatch):
+    bad = appvideo.run_clip(Halves(), "notes.mp4", b"not a video")
+    assert isinstance(bad, appdata.InferenceFailure) and bad.message.startswith("notes.mp4: not a readable video")
+    monkeypatch.setattr(appvideo, "MAX_CLIP_MB", 0)
+    big = appvideo.run_clip(Halves(), "big.mp4", b"x" * 10)
+    assert isinstance(big, appdata.InferenceFailure) and "over the 0 MB limit" in big.message
+
+
+def test_inference_page_plays_a_sample_clip(tmp_path, monkeypatch):
+    st_testing = pytest.importorskip("streamlit.testing.v1")
+    no_legacy_pages_dir(monkeypatch)
+    env = make_standins(tmp_path / "standins", n_samples=1)
+    clip_bytes(tmp_path / "standins" / "samples" / "drive.mp4", n=5)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    at = st_testing.AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("pages/inference.py").run()
+    assert at.multiselect(key="inf_clips").options == ["drive.mp4"]
+    at.multiselect(key="inf_clips").set_value(["drive.mp4"]).run()
+    assert not at.exception, at.exception
+    assert any("5 frames" in str(c.value) and "frames/s" in str(c.value) for c in at.caption)
+    assert len(at.get("video")) == 1 and len(at.get("plotly_chart")) >= 1
