@@ -31,7 +31,7 @@ from .classmap import list_mappings, remap_dataset
 from .data import DataError, SynthPool, SynthStream, VistasDataset, check_split, get_transform
 from .metrics import ConfusionMatrix
 from .model import DEFAULT_ARCH, add_logit_bias, create_model, list_models, output_conv
-from .paths import DEFAULT_DATA
+from .paths import DEFAULT_DATA, REPO_ROOT
 from .runlock import RunLock, RunLockError
 from .cliutil import parse_size
 from .device import device_arg, resolve_device
@@ -69,13 +69,15 @@ PRESETS = {
     # 14 minutes of training, leaving ~4 minutes for start-up, class weights, BN recalibration, the bias fit
     # (which maximises mIoU, i.e. in effect the marking IoU) and evaluations. The loss is scored at full
     # size: a marking 2-6 px wide at 512x384 falls between the 4-px-spaced points where `--loss-at head`
-    # samples the label.
+    # samples the label. It starts from the bundled 66-class model (`--init`: every layer but the class
+    # logits), whose features already tell markings from the road, instead of from random weights.
     "lanes": {
         "data": "synth", "arch": "lraspp_plus_mobilenet_v3_large", "steps": 12000, "time_limit": 14,
         "batch_size": 8, "size": "512x384", "crop": "256x256", "lr": 2e-3, "log_every": 10, "eval_every": 400,
         "checkpoint_every": 200, "workers": 1, "eval_limit": 32, "scale_range": "0.75,1.5",
         "class_weights": "sqrt-inv", "synth_pool": 1200, "loss_at": "full", "logit_adjust": 0.5,
         "bn_recalibrate": 50, "bias_fit": 192, "classes": "lanes",
+        "init": str(REPO_ROOT / "checkpoints" / "demo" / "model.pt"),
     },
 }
 
@@ -230,201 +232,272 @@ class MetricsLog:
         self.f.close()
 
 
-def train(args, model, model_without_ddp, optimizer, scheduler, scaler, loader_iter, val_set, device,
-          classes, size_hw, start_step: int, elapsed0: float, best_miou, weight=None) -> int:
-    """The step loop. Returns the process exit code (0 done or interrupted cleanly, 1 stopped on NaN)."""
-    main = D.is_main_process()
-    out = Path(args.out)
-    ignore = classes.ignore_index if classes.ignore_index is not None else -100
-    log = MetricsLog(out / "metrics.jsonl") if main else None
-    stop = {"signal": None}
+class Trainer:
+    """One training run: a step (`train_step`), the cadence around it (`log_speed`, `validate`, `save`, the
+    time budget), the end-of-run calibration (`calibrate`), and `run`, the loop that ties them together, as
+    torchvision's reference scripts split `train_one_epoch` / `evaluate` / `main`."""
 
-    def on_signal(signum, frame):
-        stop["signal"] = signal.Signals(signum).name
+    def __init__(self, args, model, model_without_ddp, optimizer, scheduler, scaler, loader_iter, val_set, device,
+                 classes, size_hw, start_step: int, elapsed0: float, best_miou, weight=None):
+        self.args, self.model, self.net = args, model, model_without_ddp
+        self.optimizer, self.scheduler, self.scaler = optimizer, scheduler, scaler
+        self.batches, self.val_set, self.device = loader_iter, val_set, device
+        self.classes, self.size_hw, self.weight = classes, size_hw, weight
+        self.start_step = self.step = start_step
+        self.best_miou = best_miou
+        self.main = D.is_main_process()
+        self.out = Path(args.out)
+        self.ignore = classes.ignore_index if classes.ignore_index is not None else -100
+        self.last_eval = (None, None)  # (step, mIoU) of the latest evaluation
+        self.raw_bias = None  # output bias before the end-of-run calibration, so --resume goes on from raw weights
+        self.updating = False  # True between the first weight update of a step and `step += 1`
+        self.speed = None  # the latest throughput row, echoed on the validation lines
+        self.signal = None  # name of the signal that asked the run to stop
+        self.log = None
+        self.bar = None
+        self.elapsed0, self.t_start = elapsed0, time.perf_counter()
+        self._reset_window()
 
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    def _reset_window(self) -> None:
+        self.loss_sum, self.n_loss, self.skipped, self.t_log = 0.0, 0, 0, time.perf_counter()
 
-    last_eval = [None, None]  # (step, mIoU) of the latest evaluation
-    raw_bias = [None]  # output bias before the end-of-run calibration, so --resume goes on from raw weights
+    def elapsed(self) -> float:
+        """Wall time across resumes."""
+        return self.elapsed0 + time.perf_counter() - self.t_start
 
-    def save(step: int, elapsed: float, best: bool = False) -> None:
-        if not main:
+    def evaluate(self) -> dict:
+        return evaluate(self.net, self.val_set, self.device, self.classes.num_classes, self.classes.ignore_index,
+                        self.args.eval_limit)
+
+    def save(self, best: bool = False) -> None:
+        """last.pt (full state), model.pt (slim) and, with `best`, best.pt, all at the current step."""
+        if not self.main:
             return
+        args = self.args
         ckpt = make_checkpoint(
-            model_without_ddp, args.arch, classes, size_hw, step,
-            optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-            scaler=scaler.state_dict() if scaler is not None else None,
+            self.net, args.arch, self.classes, self.size_hw, self.step,
+            optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
+            scaler=self.scaler.state_dict() if self.scaler is not None else None,
             args={k: v for k, v in vars(args).items() if not k.startswith("_")},
-            best_miou=best_miou, elapsed=elapsed,
-            val_miou=last_eval[1] if last_eval[0] == step else None,  # of exactly these weights
-            unadjusted_bias=raw_bias[0], classmap=args.classes,
+            best_miou=self.best_miou, elapsed=self.elapsed(),
+            val_miou=self.last_eval[1] if self.last_eval[0] == self.step else None,  # of exactly these weights
+            unadjusted_bias=self.raw_bias, classmap=args.classes,
         )
-        save_checkpoint(out / "last.pt", ckpt)
-        save_checkpoint(out / "model.pt", slim(ckpt))
+        save_checkpoint(self.out / "last.pt", ckpt)
+        save_checkpoint(self.out / "model.pt", slim(ckpt))
         if best:
-            save_checkpoint(out / "best.pt", slim(ckpt))
+            save_checkpoint(self.out / "best.pt", slim(ckpt))
 
-    t_start = time.perf_counter()
-    elapsed = lambda: elapsed0 + time.perf_counter() - t_start  # noqa: E731 - wall time across resumes
-    bar = tqdm(total=args.steps, initial=start_step, disable=not (main and sys.stderr.isatty()), unit="step")
-    loss_sum, n_loss, skipped, t_log = 0.0, 0, 0, time.perf_counter()
-    step, code, updating = start_step, 0, False
-    end = "error"  # the log's end record; stays "error" if an unexpected exception escapes the loop
-    speed = None  # the latest throughput row, echoed on the validation lines
-    set_train_mode(model, args.freeze_bn)
-    try:
-        while step < args.steps:
-            image, target = next(loader_iter)
-            image = image.to(device, non_blocking=True)
-            target = target.to(device, non_blocking=True)
-            if args.channels_last:
-                image = image.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, enabled=args.amp):
-                loss = criterion(model(image, full_size=args.loss_at == "full"), target, ignore, weight)
-            bad = D.all_reduce_sum(torch.tensor([0.0 if torch.isfinite(loss) else 1.0], device=device))
-            stepped = True  # the scheduler steps with every loop step, except a step GradScaler skipped
-            if bad.item() > 0:
-                if args.nan_policy == "stop":
-                    raise NonFiniteLoss(f"loss is {loss.item()} at step {step + 1}")
-                skipped += 1
-                optimizer.zero_grad(set_to_none=True)
+    def train_step(self) -> None:
+        """One step on the next batch: forward, backward and an optimizer step, or a skipped step for a
+        non-finite loss under --nan-policy skip (raises NonFiniteLoss under stop). The schedule follows the
+        optimizer's real steps: GradScaler skips the optimizer step when the scaled gradients overflowed (the
+        first steps, while its scale calibrates) and then lowers the scale, and so does the scheduler."""
+        args, device = self.args, self.device
+        image, target = next(self.batches)
+        image = image.to(device, non_blocking=True)
+        target = target.to(device, non_blocking=True)
+        if args.channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, enabled=args.amp):
+            loss = criterion(self.model(image, full_size=args.loss_at == "full"), target, self.ignore, self.weight)
+        bad = D.all_reduce_sum(torch.tensor([0.0 if torch.isfinite(loss) else 1.0], device=device))
+        stepped = True
+        self.optimizer.zero_grad(set_to_none=True)
+        if bad.item() > 0:
+            if args.nan_policy == "stop":
+                raise NonFiniteLoss(f"loss is {loss.item()} at step {self.step + 1}")
+            self.skipped += 1
+        else:
+            self.updating = True  # from here until `step += 1` the weights are neither step nor step + 1
+            if self.scaler is not None:
+                self.scaler.scale(loss).backward()
+                scale = self.scaler.get_scale()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                stepped = self.scaler.get_scale() >= scale
             else:
-                optimizer.zero_grad(set_to_none=True)
-                updating = True  # from here until `step += 1` the weights are neither step nor step + 1
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                    scale = scaler.get_scale()
-                    scaler.step(optimizer)
-                    scaler.update()
-                    # GradScaler skips the optimizer step when the scaled gradients overflowed (the first
-                    # steps, while its scale calibrates) and then lowers the scale; the schedule follows
-                    # the optimizer's steps, not the loop's.
-                    stepped = scaler.get_scale() >= scale
-                else:
-                    loss.backward()
-                    optimizer.step()
-                loss_sum += loss.item()
-                n_loss += 1
-            if stepped:
-                scheduler.step()
-            step += 1
-            updating = False
-            bar.update(1)
-            last = step == args.steps
-            if args.time_limit:
-                # A time budget ends the run early; the poly decay follows whichever is further along,
-                # steps or time, so a budget-limited run still anneals to zero. Ranks agree on the clock.
-                frac = D.all_reduce_sum(torch.tensor([elapsed() / (args.time_limit * 60)], device=device))
-                frac = float(frac) / D.world_size()
-                progress = max(step / args.steps, frac)
-                for g in optimizer.param_groups:
-                    g["lr"] = g["initial_lr"] * max(0.0, 1 - progress) ** 0.9
-                last = last or frac >= 1.0
-            if step % args.log_every == 0 or last:
-                mean = D.all_reduce_sum(torch.tensor([loss_sum, n_loss], device=device, dtype=torch.float64))
-                dt = time.perf_counter() - t_log
-                row = {
-                    "step": step, "loss": float(mean[0] / max(mean[1], 1)), "lr": optimizer.param_groups[0]["lr"],
-                    "img_per_s": round(args.batch_size * D.world_size() * (n_loss + skipped) / dt, 3),
-                    "time": round(elapsed(), 3),
-                }
-                if skipped:
-                    row["skipped"] = skipped
-                if device.type == "cuda":  # peak since the start, what sizing a batch to the card needs
-                    row["gpu_mem_gb"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 3)
-                if main:
-                    log.write(row)
-                    bar.set_postfix(loss=f"{row['loss']:.4f}", img_s=f"{row['img_per_s']:.0f}",
-                                    **({"gpu_gb": f"{row['gpu_mem_gb']:.1f}"} if "gpu_mem_gb" in row else {}))
-                    speed = row
-                loss_sum, n_loss, skipped, t_log = 0.0, 0, 0, time.perf_counter()
-            if last and args.bn_recalibrate:
-                recalibrate_bn(model_without_ddp, (next(loader_iter) for _ in range(args.bn_recalibrate)),
-                               device, args.channels_last)
-            adjust = last and args.logit_adjust and weight is not None
-            if adjust or (last and args.bias_fit):
-                raw_bias[0] = output_conv(model_without_ddp).bias.tolist()
-            if adjust:
-                before = evaluate(model_without_ddp, val_set, device, classes.num_classes, classes.ignore_index,
-                                  args.eval_limit)
-                if main:
-                    log.write({"step": step, "logit_adjust": args.logit_adjust, "val_miou_before": before["miou"]})
-                add_logit_bias(model_without_ddp, logit_adjustment(weight, args.logit_adjust))
-            if last and args.bias_fit:
-                before = evaluate(model_without_ddp, val_set, device, classes.num_classes, classes.ignore_index,
-                                  args.eval_limit)
-                n_frames, frames = heldout_frames(args, size_hw, classes.num_classes)
-                scores, labels = heldout_scores(model_without_ddp, frames, device, every=32, seed=args.seed)
-                delta, held_before, held_after = fit_logit_bias(scores, labels, classes.ignore_index)
-                # Every rank fits the same frames; rank 0's offsets are the ones all ranks apply.
-                delta = D.all_reduce_sum(delta.to(device) if main else torch.zeros_like(delta, device=device)).cpu()
-                add_logit_bias(model_without_ddp, delta)
-                if main:
-                    log.write({"step": step, "bias_fit": n_frames, "heldout_miou_before": held_before,
-                               "heldout_miou_after": held_after, "val_miou_before": before["miou"]})
-            if step % args.eval_every == 0 or last:
-                m = evaluate(model_without_ddp, val_set, device, classes.num_classes, classes.ignore_index, args.eval_limit)
-                last_eval[:] = [step, m["miou"]]
-                if main:
-                    log.write({"step": step, "val_miou": m["miou"], "val_pixel_acc": m["pixel_acc"]})
-                    mem = f", GPU memory {speed['gpu_mem_gb']:.1f} GB" if speed and "gpu_mem_gb" in speed else ""
-                    bar.write(f"step {step}: val mIoU {m['miou']:.4f}, pixel acc {m['pixel_acc']:.4f}"
-                              + (f"; {speed['img_per_s']:.0f} img/s{mem}" if speed else ""))
-                if best_miou is None or m["miou"] > best_miou:
-                    best_miou = m["miou"]
-                    save(step, elapsed(), best=True)
-                set_train_mode(model, args.freeze_bn)
-                t_log = time.perf_counter()  # evaluation time is not training throughput
-            if step % args.checkpoint_every == 0 or last:
-                save(step, elapsed())
-            if last:
-                break
-            flag = D.all_reduce_sum(torch.tensor([1.0 if stop["signal"] else 0.0], device=device))
-            if flag.item() > 0:
-                save(step, elapsed())
-                if main:
-                    print(f"{stop['signal'] or 'signal'}: checkpoint saved at step {step} in {out / 'last.pt'}; "
-                          f"rerun the same command with --resume to continue", file=sys.stderr)
-                break
-        end = "interrupted" if stop["signal"] and not last else "done"
-    except NonFiniteLoss as e:
-        if main:
-            print(f"error: {e}; stopped without saving, {out / 'last.pt'} keeps the last good state "
-                  f"(--nan-policy skip skips such steps instead)", file=sys.stderr)
-        code, end = 1, "nan"
-    except Exception as e:
-        # Whatever broke (a file the pre-check could not see, an evaluation, the end-of-run calibration),
-        # the steps trained so far are kept: save them first, then let the error reach the user.
-        if main and step > start_step and not updating and not isinstance(e, CheckpointError):
-            try:
-                save(step, elapsed())
-                print(f"checkpoint saved at step {step} in {out / 'last.pt'} before stopping; "
-                      "fix the problem below and rerun with --resume", file=sys.stderr)
-            except CheckpointError as save_error:
-                print(f"error: {save_error}", file=sys.stderr)
-        raise
-    finally:
-        bar.close()
-        if log:
-            log.write({"step": step, "end": end})  # readers tell a finished run from one that died mid-way
-            log.close()
-        for s, h in old.items():
-            signal.signal(s, h)
-    return code
+                loss.backward()
+                self.optimizer.step()
+            self.loss_sum += loss.item()
+            self.n_loss += 1
+        if stepped:
+            self.scheduler.step()
+        self.step += 1
+        self.updating = False
+
+    def follow_time_budget(self) -> bool:
+        """--time-limit: the poly decay follows whichever is further along, steps or time, so a budget-limited
+        run still anneals to zero. Ranks agree on the clock. Returns whether the budget is spent."""
+        frac = D.all_reduce_sum(torch.tensor([self.elapsed() / (self.args.time_limit * 60)], device=self.device))
+        frac = float(frac) / D.world_size()
+        progress = max(self.step / self.args.steps, frac)
+        for g in self.optimizer.param_groups:
+            g["lr"] = g["initial_lr"] * max(0.0, 1 - progress) ** 0.9
+        return frac >= 1.0
+
+    def log_speed(self) -> None:
+        """Mean loss, lr and images/s (and peak GPU memory) since the last row, to the log and progress bar."""
+        args = self.args
+        mean = D.all_reduce_sum(torch.tensor([self.loss_sum, self.n_loss], device=self.device, dtype=torch.float64))
+        dt = time.perf_counter() - self.t_log
+        row = {
+            "step": self.step, "loss": float(mean[0] / max(mean[1], 1)), "lr": self.optimizer.param_groups[0]["lr"],
+            "img_per_s": round(args.batch_size * D.world_size() * (self.n_loss + self.skipped) / dt, 3),
+            "time": round(self.elapsed(), 3),
+        }
+        if self.skipped:
+            row["skipped"] = self.skipped
+        if self.device.type == "cuda":  # peak since the start, what sizing a batch to the card needs
+            row["gpu_mem_gb"] = round(torch.cuda.max_memory_allocated(self.device) / 2**30, 3)
+        if self.main:
+            self.log.write(row)
+            self.bar.set_postfix(loss=f"{row['loss']:.4f}", img_s=f"{row['img_per_s']:.0f}",
+                                 **({"gpu_gb": f"{row['gpu_mem_gb']:.1f}"} if "gpu_mem_gb" in row else {}))
+            self.speed = row
+        self._reset_window()
+
+    def calibrate(self) -> None:
+        """End of run: BN statistics re-estimated (--bn-recalibrate), logit adjustment (--logit-adjust) and the
+        held-out bias fit (--bias-fit), each logged with the validation mIoU before it."""
+        args, net = self.args, self.net
+        if args.bn_recalibrate:
+            recalibrate_bn(net, (next(self.batches) for _ in range(args.bn_recalibrate)), self.device,
+                           args.channels_last)
+        adjust = args.logit_adjust and self.weight is not None
+        if adjust or args.bias_fit:
+            self.raw_bias = output_conv(net).bias.tolist()
+        if adjust:
+            before = self.evaluate()
+            if self.main:
+                self.log.write({"step": self.step, "logit_adjust": args.logit_adjust, "val_miou_before": before["miou"]})
+            add_logit_bias(net, logit_adjustment(self.weight, args.logit_adjust))
+        if args.bias_fit:
+            before = self.evaluate()
+            n_frames, frames = heldout_frames(args, self.size_hw, self.classes.num_classes)
+            scores, labels = heldout_scores(net, frames, self.device, every=32, seed=args.seed)
+            delta, held_before, held_after = fit_logit_bias(scores, labels, self.classes.ignore_index)
+            # Every rank fits the same frames; rank 0's offsets are the ones all ranks apply.
+            delta = D.all_reduce_sum(delta.to(self.device) if self.main else torch.zeros_like(delta, device=self.device))
+            add_logit_bias(net, delta.cpu())
+            if self.main:
+                self.log.write({"step": self.step, "bias_fit": n_frames, "heldout_miou_before": held_before,
+                                "heldout_miou_after": held_after, "val_miou_before": before["miou"]})
+
+    def validate(self) -> None:
+        """Validation mIoU to the log and the console; a new best is saved as best.pt."""
+        m = self.evaluate()
+        self.last_eval = (self.step, m["miou"])
+        if self.main:
+            self.log.write({"step": self.step, "val_miou": m["miou"], "val_pixel_acc": m["pixel_acc"]})
+            speed = self.speed
+            mem = f", GPU memory {speed['gpu_mem_gb']:.1f} GB" if speed and "gpu_mem_gb" in speed else ""
+            self.bar.write(f"step {self.step}: val mIoU {m['miou']:.4f}, pixel acc {m['pixel_acc']:.4f}"
+                           + (f"; {speed['img_per_s']:.0f} img/s{mem}" if speed else ""))
+        if self.best_miou is None or m["miou"] > self.best_miou:
+            self.best_miou = m["miou"]
+            self.save(best=True)
+        set_train_mode(self.model, self.args.freeze_bn)
+        self.t_log = time.perf_counter()  # evaluation time is not training throughput
+
+    def signalled(self) -> bool:
+        """Whether any rank got SIGTERM / SIGINT."""
+        return D.all_reduce_sum(torch.tensor([1.0 if self.signal else 0.0], device=self.device)).item() > 0
+
+    def run(self) -> int:
+        """The step loop. Returns the process exit code (0 done or interrupted cleanly, 1 stopped on NaN)."""
+        args, main = self.args, self.main
+
+        def on_signal(signum, frame):
+            self.signal = signal.Signals(signum).name
+
+        old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        self.log = MetricsLog(self.out / "metrics.jsonl") if main else None
+        self.bar = tqdm(total=args.steps, initial=self.start_step, disable=not (main and sys.stderr.isatty()),
+                        unit="step")
+        code, last = 0, False
+        end = "error"  # the log's end record; stays "error" if an unexpected exception escapes the loop
+        set_train_mode(self.model, args.freeze_bn)
+        try:
+            while self.step < args.steps:
+                self.train_step()
+                self.bar.update(1)
+                last = self.step == args.steps
+                if args.time_limit:
+                    last = self.follow_time_budget() or last
+                if self.step % args.log_every == 0 or last:
+                    self.log_speed()
+                if last:
+                    self.calibrate()
+                if self.step % args.eval_every == 0 or last:
+                    self.validate()
+                if self.step % args.checkpoint_every == 0 or last:
+                    self.save()
+                if last:
+                    break
+                if self.signalled():
+                    self.save()
+                    if main:
+                        print(f"{self.signal or 'signal'}: checkpoint saved at step {self.step} in "
+                              f"{self.out / 'last.pt'}; rerun the same command with --resume to continue",
+                              file=sys.stderr)
+                    break
+            end = "interrupted" if self.signal and not last else "done"
+        except NonFiniteLoss as e:
+            if main:
+                print(f"error: {e}; stopped without saving, {self.out / 'last.pt'} keeps the last good state "
+                      f"(--nan-policy skip skips such steps instead)", file=sys.stderr)
+            code, end = 1, "nan"
+        except Exception as e:
+            # Whatever broke (a file the pre-check could not see, an evaluation, the end-of-run calibration),
+            # the steps trained so far are kept: save them first, then let the error reach the user.
+            if main and self.step > self.start_step and not self.updating and not isinstance(e, CheckpointError):
+                try:
+                    self.save()
+                    print(f"checkpoint saved at step {self.step} in {self.out / 'last.pt'} before stopping; "
+                          "fix the problem below and rerun with --resume", file=sys.stderr)
+                except CheckpointError as save_error:
+                    print(f"error: {save_error}", file=sys.stderr)
+            raise
+        finally:
+            self.bar.close()
+            if self.log:
+                self.log.write({"step": self.step, "end": end})  # readers tell a finished run from one that died
+                self.log.close()
+            for s, h in old.items():
+                signal.signal(s, h)
+        return code
 
 
-def init_from(model: nn.Module, path: str, arch: str, num_classes: int) -> None:
+def init_from(model: nn.Module, path: str, arch: str, num_classes: int) -> str | None:
     """Load the weights of checkpoint `path` into a fresh `model` (--init: fine-tune, e.g. the bundled model
     on real Vistas). The checkpoint's end-of-run calibration (logit adjustment, bias fit) is undone so
-    training starts from its raw weights; the optimizer, schedule and step count start afresh."""
+    training starts from its raw weights; the optimizer, schedule and step count start afresh.
+
+    With another class count (the 66-class model as the start of the 2-class lanes model) every tensor whose
+    shape fits is loaded and the class-logit layers keep their fresh initialisation; returns a line saying
+    which, else None. Another architecture is an error."""
     ckpt = load_checkpoint(path)
-    if ckpt["model_args"]["arch"] != arch or ckpt["model_args"]["num_classes"] != num_classes:
-        raise CheckpointError(f"{path}: --init needs a {arch} with {num_classes} classes, this is a "
-                              f"{ckpt['model_args']['arch']} with {ckpt['model_args']['num_classes']}")
-    model.load_state_dict({k: v.float() for k, v in ckpt["model"].items()})
-    if ckpt.get("unadjusted_bias") is not None:
-        with torch.no_grad():
-            output_conv(model).bias.copy_(torch.tensor(ckpt["unadjusted_bias"]))
+    theirs = ckpt["model_args"]
+    if theirs["arch"] != arch:
+        raise CheckpointError(f"{path}: --init needs a {arch}, this is a {theirs['arch']} "
+                              f"with {theirs['num_classes']} classes")
+    weights = {k: v.float() for k, v in ckpt["model"].items()}
+    if theirs["num_classes"] == num_classes:
+        model.load_state_dict(weights)
+        if ckpt.get("unadjusted_bias") is not None:
+            with torch.no_grad():
+                output_conv(model).bias.copy_(torch.tensor(ckpt["unadjusted_bias"]))
+        return None
+    own = model.state_dict()
+    fresh = sorted(k for k in own if k not in weights or weights[k].shape != own[k].shape)
+    unknown = sorted(k for k in weights if k not in own)
+    if unknown or len(fresh) > 6:  # only the class-logit convs (weight + bias, two of them in LR-ASPP) differ
+        raise CheckpointError(f"{path}: --init cannot use its weights for this model "
+                              f"({len(fresh)} tensors differ in shape, {len(unknown)} unknown)")
+    model.load_state_dict({k: v for k, v in weights.items() if k not in fresh}, strict=False)
+    return (f"--init {path}: {theirs['num_classes']} classes -> {num_classes}; "
+            f"{len(fresh)} class-logit tensors start fresh ({', '.join(fresh)})")
 
 
 def check_splits(args) -> None:
@@ -447,20 +520,8 @@ def check_splits(args) -> None:
             raise DataError(f"{flag}{len(problems)} problem(s) in {root}/{split}, first: " + " | ".join(problems[:3]))
 
 
-def main(args) -> int:
-    device, rank, world = D.init_distributed(args.device)
-    main_proc = rank == 0
-    crop_hw, size_hw = parse_size(args.crop or args.size)[::-1], parse_size(args.size)[::-1]
-    out = Path(args.out)
-    torch.manual_seed(args.seed)
-    if device.type == "cpu" and args.threads:
-        torch.set_num_threads(args.threads)
-
-    resume = None
-    args._resume_step = 0
-    if args.resume and (out / "last.pt").exists():
-        resume = load_checkpoint(out / "last.pt")
-        args._resume_step = resume["step"]
+def datasets(args, crop_hw: tuple[int, int], size_hw: tuple[int, int]):
+    """(training set, validation set, class table), the class table folded by --classes when given."""
     check_splits(args)
     val_set = get_dataset(args, False, crop_hw, size_hw)
     if args.classes:  # before the training set, so a table the mapping cannot use stops the run at once
@@ -469,10 +530,16 @@ def main(args) -> int:
     classes = val_set.classes if args.data == "synth" else train_set.classes
     if args.classes:  # the synthetic world renders Vistas ids
         classes = remap_dataset(train_set, args.classes, getattr(train_set, "classes", VISTAS))
+    return train_set, val_set, classes
 
+
+def build(args, classes, device, world: int, fresh: bool):
+    """(model, model_without_ddp, optimizer, scheduler, scaler); a `fresh` run starts from --init's weights."""
     model = create_model(args.arch, classes.num_classes, args.backbone_weights)
-    if args.init and resume is None:
-        init_from(model, args.init, args.arch, classes.num_classes)
+    if args.init and fresh:
+        note = init_from(model, args.init, args.arch, classes.num_classes)
+        if note and D.is_main_process():
+            print(note, file=sys.stderr)
     if args.sync_bn and world > 1:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(device)
@@ -488,30 +555,26 @@ def main(args) -> int:
     model_without_ddp = model
     if world > 1:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return model, model_without_ddp, optimizer, scheduler, scaler
 
-    start_step, elapsed0, best_miou = 0, 0.0, None
-    if resume is not None:
-        if resume["model_args"]["arch"] != args.arch:
-            raise CheckpointError(f"{out / 'last.pt'}: was trained as {resume['model_args']['arch']}, not {args.arch}")
-        model_without_ddp.load_state_dict(resume["model"])
-        if resume.get("unadjusted_bias") is not None:  # a finished, logit-adjusted run: undo it exactly
-            with torch.no_grad():
-                output_conv(model_without_ddp).bias.copy_(torch.tensor(resume["unadjusted_bias"]))
-        optimizer.load_state_dict(resume["optimizer"])
-        scheduler.load_state_dict(resume["scheduler"])
-        if scaler is not None and resume.get("scaler"):
-            scaler.load_state_dict(resume["scaler"])
-        start_step, elapsed0, best_miou = resume["step"], resume.get("elapsed", 0.0), resume.get("best_miou")
-    if main_proc:
-        out.mkdir(parents=True, exist_ok=True)
-        if resume is not None:
-            truncate_log(out / "metrics.jsonl", start_step)
-        elif (out / "metrics.jsonl").exists():
-            (out / "metrics.jsonl").unlink()  # a fresh run starts a fresh log
-        print(f"{args.arch} on {device}, {world} process(es) x batch {args.batch_size} = effective batch "
-              f"{args.batch_size * world}; lr {args.lr:g}{' (scaled linearly by world size)' if args.scale_lr and world > 1 else ''}; "
-              f"crop {crop_hw[1]}x{crop_hw[0]}, steps {start_step}->{args.steps}", file=sys.stderr)
 
+def restore(resume: dict, path: Path, arch: str, model, optimizer, scheduler, scaler):
+    """Load a last.pt into the run's objects; returns (start step, elapsed seconds, best mIoU)."""
+    if resume["model_args"]["arch"] != arch:
+        raise CheckpointError(f"{path}: was trained as {resume['model_args']['arch']}, not {arch}")
+    model.load_state_dict(resume["model"])
+    if resume.get("unadjusted_bias") is not None:  # a finished, logit-adjusted run: undo it exactly
+        with torch.no_grad():
+            output_conv(model).bias.copy_(torch.tensor(resume["unadjusted_bias"]))
+    optimizer.load_state_dict(resume["optimizer"])
+    scheduler.load_state_dict(resume["scheduler"])
+    if scaler is not None and resume.get("scaler"):
+        scaler.load_state_dict(resume["scaler"])
+    return resume["step"], resume.get("elapsed", 0.0), resume.get("best_miou")
+
+
+def make_loader(args, train_set, device, rank: int, world: int):
+    """(DataLoader, its DistributedSampler or None): each process a disjoint shard of a finite set."""
     sampler = None
     if isinstance(train_set, (VistasDataset, SynthPool)):
         sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=args.seed, drop_last=True)
@@ -521,11 +584,43 @@ def main(args) -> int:
                             f"--batch-size {args.batch_size}")
     loader = DataLoader(train_set, batch_size=args.batch_size, sampler=sampler, num_workers=args.workers,
                         pin_memory=device.type == "cuda", drop_last=True, persistent_workers=args.workers > 0)
+    return loader, sampler
+
+
+def main(args) -> int:
+    device, rank, world = D.init_distributed(args.device)
+    crop_hw, size_hw = parse_size(args.crop or args.size)[::-1], parse_size(args.size)[::-1]
+    out = Path(args.out)
+    torch.manual_seed(args.seed)
+    if device.type == "cpu" and args.threads:
+        torch.set_num_threads(args.threads)
+
+    resume = None
+    args._resume_step = 0
+    if args.resume and (out / "last.pt").exists():
+        resume = load_checkpoint(out / "last.pt")
+        args._resume_step = resume["step"]
+    train_set, val_set, classes = datasets(args, crop_hw, size_hw)
+    model, model_without_ddp, optimizer, scheduler, scaler = build(args, classes, device, world, resume is None)
+    start_step, elapsed0, best_miou = 0, 0.0, None
+    if resume is not None:
+        start_step, elapsed0, best_miou = restore(resume, out / "last.pt", args.arch, model_without_ddp,
+                                                  optimizer, scheduler, scaler)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        if resume is not None:
+            truncate_log(out / "metrics.jsonl", start_step)
+        elif (out / "metrics.jsonl").exists():
+            (out / "metrics.jsonl").unlink()  # a fresh run starts a fresh log
+        print(f"{args.arch} on {device}, {world} process(es) x batch {args.batch_size} = effective batch "
+              f"{args.batch_size * world}; lr {args.lr:g}{' (scaled linearly by world size)' if args.scale_lr and world > 1 else ''}; "
+              f"crop {crop_hw[1]}x{crop_hw[0]}, steps {start_step}->{args.steps}", file=sys.stderr)
+    loader, sampler = make_loader(args, train_set, device, rank, world)
     weight = None
     if args.class_weights == "sqrt-inv":
         weight = class_weights(train_set, classes.num_classes, classes.ignore_index, args.weight_samples, device)
-    return train(args, model, model_without_ddp, optimizer, scheduler, scaler, infinite(loader, sampler), val_set,
-                 device, classes, size_hw, start_step, elapsed0, best_miou, weight)
+    return Trainer(args, model, model_without_ddp, optimizer, scheduler, scaler, infinite(loader, sampler), val_set,
+                   device, classes, size_hw, start_step, elapsed0, best_miou, weight).run()
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -574,7 +669,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints")
     p.add_argument("--resume", action="store_true", help="continue from RUNDIR/last.pt")
     p.add_argument("--init", default=None, metavar="CKPT",
-                   help="start from this checkpoint's weights (same arch and class count; ignored on --resume)")
+                   help="start from this checkpoint's weights (same arch; with another class count all but the "
+                        "class-logit layers; ignored on --resume; 'none' turns a preset's off)")
     p.add_argument("--classes", choices=list_mappings(), default=None,
                    help="fold the dataset's classes by name into a named mapping: lanes = lane markings vs. the "
                         "rest (Unlabeled stays ignored); the checkpoint keeps the mapped class table")
@@ -600,7 +696,7 @@ DEFAULTS = {"data": None, "arch": DEFAULT_ARCH, "steps": 20000, "batch_size": 8,
             "lr": 1e-3, "log_every": 20, "eval_every": 1000, "checkpoint_every": 500, "workers": 4, "eval_limit": None,
             "scale_range": "0.5,2.0", "time_limit": None,
             "class_weights": "none", "bn_recalibrate": 0, "logit_adjust": 0.0, "bias_fit": 0,
-            "synth_pool": 0, "loss_at": "full", "classes": None}
+            "synth_pool": 0, "loss_at": "full", "classes": None, "init": None}
 
 
 def resolve_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> argparse.Namespace:
@@ -639,6 +735,8 @@ def resolve_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> a
         parser.error("--bias-fit must be >= 0")
     if args.bias_fit and args.data != "synth" and not args.bias_fit_data:
         parser.error("--bias-fit needs --bias-fit-data DIR (held-out frames) unless --data synth")
+    if args.init and args.init.lower() == "none":
+        args.init = None
     if args.init and not Path(args.init).is_file():
         parser.error(f"--init {args.init}: no such file")
     if args.bias_fit_data and not Path(args.bias_fit_data).is_dir():
