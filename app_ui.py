@@ -21,43 +21,85 @@ CTX_KEY = "_seg_ctx"
 
 @dataclass
 class Context:
-    """What the sidebar resolved for this run of the script; a None path comes with an entry in `errors`."""
+    """What the sidebar resolved for this run of the script; a None path comes with an entry in `errors`.
+    `compare`: the checkpoint chosen as B for the A/B mode of Validation and Inference (None: off)."""
 
     config: appconfig.AppConfig
     checkpoint: Path | None
     data: Path | None
     runs: Path | None
     errors: dict = field(default_factory=dict)
+    compare: Path | None = None
+
+
+OTHER = "Another file (type its path below)"
+
+
+def _resolve(typed: str, key: str, roots) -> Path:
+    path = appconfig.confine(typed, roots)
+    if not (path.is_file() if key == "checkpoint" else path.is_dir()):
+        raise ValueError(f"'{typed}': no such {'file' if key == 'checkpoint' else 'folder'}")
+    return path
 
 
 def sidebar(config: appconfig.AppConfig) -> Context:
     """Draw the shared sidebar inputs and resolve them under the allowed roots."""
+    from seg import appmodels
+
     sb = st.sidebar
     sb.markdown("### Sources")
+    model_box = sb.container()  # drawn after the runs folder is known: it lists that folder's checkpoints
     values = {}
     errors = {}
     fields = [
-        ("checkpoint", "Checkpoint", config.checkpoint, "A seg checkpoint (.pt): model.pt of a run."),
+        ("checkpoint", "Checkpoint file", config.checkpoint, "A seg checkpoint (.pt): model.pt of a run."),
         ("data", "Dataset folder", config.data, "Vistas layout: config.json, validation/images, validation/labels."),
         ("runs", "Runs folder", config.runs, "Every folder below it holding a metrics.jsonl is a run."),
     ]
+    typed_of = {}
     for key, label, default, help_text in fields:
-        typed = sb.text_input(label, value=appconfig.display_path(default), key=f"src_{key}", help=help_text)
+        where = model_box if key == "checkpoint" else sb
+        start = appconfig.display_path(default) if f"src_{key}" not in st.session_state else ""  # else: the state's
+        typed = typed_of[key] = where.text_input(label, value=start, key=f"src_{key}", help=help_text)
         try:
-            path = appconfig.confine(typed, config.roots)
-            exists = path.is_file() if key == "checkpoint" else path.is_dir()
-            if not exists:
-                raise ValueError(f"'{typed}': no such {'file' if key == 'checkpoint' else 'folder'}")
-            values[key] = path
+            values[key] = _resolve(typed, key, config.roots)
         except (ValueError, OSError) as e:  # OSError: e.g. [Errno 36] a name too long to look up
             values[key] = None
             short = typed if len(typed) <= 80 else typed[:77] + "…"
             errors[key] = str(e) if isinstance(e, ValueError) else f"'{short}': {e.strerror or e}"
-            sb.error(errors[key], icon=":material/block:")
+            where.error(errors[key], icon=":material/block:")
     sb.caption("Relative paths start at the repository. Other folders: `streamlit run app.py -- --data DIR --runs DIR`.")
-    ctx = Context(config, errors=errors, **values)
+    found = appmodels.find_checkpoints(values["runs"], config.roots)
+    compare = _model_pickers(model_box, found, values["checkpoint"], typed_of["checkpoint"])
+    ctx = Context(config, errors=errors, compare=compare, **values)
     st.session_state[CTX_KEY] = ctx
     return ctx
+
+
+def _model_pickers(box, found, current: Path | None, typed: str) -> Path | None:
+    """The model chooser above the checkpoint path (picking one writes its path there) and the A/B chooser
+    under it; returns the checkpoint picked as B, or None."""
+    labels = [f.label for f in found]
+    by_label = {f.label: f.path for f in found}
+    here = current.resolve() if current is not None else None
+    index = next((k for k, f in enumerate(found) if here is not None and f.path.resolve() == here), len(found))
+
+    def picked():
+        choice = st.session_state.get(pick_key)
+        if choice in by_label:
+            st.session_state["src_checkpoint"] = appconfig.display_path(by_label[choice])
+
+    # keyed on the typed path: typing another path draws a new chooser showing what it now points at
+    pick_key = f"src_pick_{typed}"
+    box.selectbox("Model", [*labels, OTHER], index=index, key=pick_key, on_change=picked,
+                  help="Every checkpoint found: the bundled ones and each run's model.pt / best.pt under the runs "
+                       "folder. Or type any checkpoint's path below.")
+    others = [lbl for lbl in labels if here is None or by_label[lbl].resolve() != here]
+    b = box.selectbox("Compare with (A/B)", [None, *others], key="src_compare",
+                      format_func=lambda lbl: "nothing" if lbl is None else lbl,
+                      help="A second checkpoint: Validation and Inference then show both on the same frames, "
+                           "where they disagree, and (Validation) both per-class IoUs.")
+    return by_label.get(b)
 
 
 def context() -> Context:
@@ -96,7 +138,7 @@ def _stamp(path: Path) -> tuple[str, float, int]:
     return str(path), s.st_mtime, s.st_size
 
 
-@st.cache_resource(show_spinner="Loading model…", max_entries=2)
+@st.cache_resource(show_spinner="Loading model…", max_entries=3)  # A, B and one more
 def _load_predictor(path: str, mtime: float, size: int):
     from seg.predict import Predictor  # torch import cost only once a page needs the model
 
@@ -111,6 +153,37 @@ def predictor(ctx: Context):
     except ValueError as e:  # CheckpointError: one line naming the file
         st.error(str(e), icon=":material/error:")
         st.stop()
+
+
+def predictor_b(ctx: Context):
+    """(B's Predictor, seg.appmodels.Comparison) when the sidebar's A/B choice is set and both load and share a
+    class table; None when A/B is off. A B that fails to load, or has no table in common with A, is one
+    warning line and A/B stays off."""
+    from seg import appmodels
+
+    if ctx.compare is None or ctx.checkpoint is None:
+        return None
+    a = predictor(ctx)
+    try:
+        b = _load_predictor(*_stamp(ctx.compare))
+    except (ValueError, OSError) as e:
+        st.warning(f"A/B is off: {printable(e)}", icon=":material/compare:")
+        return None
+    cmp = appmodels.compare(a.classes, a.meta.get("classmap"), b.classes, b.meta.get("classmap"))
+    if cmp is None:
+        st.warning(f"A/B is off: {appconfig.display_path(ctx.compare)} predicts {len(b.classes)} classes that do "
+                   f"not fold into A's {len(a.classes)} (or the other way), so their labels cannot be compared.",
+                   icon=":material/compare:")
+        return None
+    return b, cmp
+
+
+def ab_names(ctx: Context) -> tuple[str, str]:
+    """Short names of A and B for captions: their folder names (model.pt's run), or file names."""
+    def name(p: Path) -> str:
+        return printable(p.parent.name if p.name == "model.pt" else f"{p.parent.name}/{p.name}")
+    a, b = name(ctx.checkpoint), name(ctx.compare)
+    return (a, b) if a != b else (f"A: {a}", f"B: {b}")
 
 
 def model_key(pred) -> str:
@@ -180,17 +253,25 @@ def _dataset(root: str, split: str, stamp: float, roots: tuple[str, ...]):
     return VistasDataset(root, split, roots=tuple(map(Path, roots)))
 
 
-@st.cache_resource(max_entries=4)
-def _val_scores(_pred, key: str, root: str, split: str, stamp: float):
+@st.cache_resource(max_entries=6)
+def _val_scores(_pred, key: str, root: str, split: str, stamp: float, space: str | None, fold: bool):
+    from seg.classmap import get_classmap
     from seg.valscores import ValScores
 
-    return ValScores(dataset(root, split, stamp), _pred.classes, _pred.meta.get("classmap"))
+    fold_map = get_classmap(space, _pred.classes) if fold else None
+    classes = fold_map.table if fold_map else _pred.classes
+    return ValScores(dataset(root, split, stamp), classes, space, fold_map)
 
 
-def val_scores(pred, root: Path, split: str, stamp: float):
+def val_scores(pred, root: Path, split: str, stamp: float, cmp=None, which: str = "a"):
     """The per-frame score store of (model, dataset split): shared by every session, kept while the server
-    runs, so frames scored once (even by a visit that left mid-way) are never predicted again."""
-    return _val_scores(pred, model_key(pred), str(root), split, stamp)
+    runs, so frames scored once (even by a visit that left mid-way) are never predicted again. With `cmp`
+    (A/B, seg.appmodels.Comparison) the store scores in the comparison's table, folding model `which`'s
+    predictions into it where needed."""
+    if cmp is None:
+        return _val_scores(pred, model_key(pred), str(root), split, stamp, pred.meta.get("classmap"), False)
+    fold = (cmp.map_a if which == "a" else cmp.map_b) is not None
+    return _val_scores(pred, model_key(pred), str(root), split, stamp, cmp.truth, fold)
 
 
 def score_frames(pred, store, indices: list[int], where) -> None:

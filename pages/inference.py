@@ -4,7 +4,7 @@ import streamlit as st
 import app_components
 import app_ui
 import app_video
-from seg import appdata, appvideo, provenance
+from seg import appdata, appmodels, appvideo, provenance
 from seg.data import DataError, list_images
 
 ctx = app_ui.context()
@@ -14,6 +14,12 @@ app_ui.header("Inference", "Drop dashcam frames or clips, or pick a bundled samp
                            "loaded checkpoint.")
 pred = app_ui.predictor(ctx)
 classes = pred.classes
+ab = app_ui.predictor_b(ctx)  # (B's predictor, Comparison) when a checkpoint is picked as B, else None
+if ab:
+    name_a, name_b = app_ui.ab_names(ctx)
+    st.info(f"A/B: each frame through **{name_a}** (A) and **{name_b}** (B), each shown in its own classes, "
+            f"and where they disagree in the {len(ab[1].table)} classes they share. Clips use A.",
+            icon=":material/compare:")
 
 uploads = st.file_uploader(
     f"Frames (jpg, jpeg, png, webp, bmp; up to {max_mb} MB and {appdata.MAX_UPLOAD_PIXELS / 1e6:g} million "
@@ -61,6 +67,28 @@ if not frames and not clips:
     st.stop()
 app_video.show(pred, app_ui.model_key(pred), clips)
 
+
+
+def show_b(i: int, name: str, data: bytes, res) -> None:
+    """B's segmentation of the frame beside A's, and the pixels where they disagree (A/B mode)."""
+    pred_b, cmp = ab
+    res_b = app_ui.infer(pred_b, app_ui.model_key(pred_b), name, data)
+    if isinstance(res_b, appdata.InferenceFailure):
+        st.error(f"B: {res_b.message}", icon=":material/broken_image:")
+        return
+    diff, share = appmodels.disagreement(res.image, cmp.fold(res.labels, "a"), cmp.fold(res_b.labels, "b"))
+    cols = [st.container() for _ in range(3)] if appdata.is_wide(res.image.shape) else st.columns(3)
+    with cols[0]:
+        app_components.pixel_inspector(appdata.mask_view(res.labels, classes), res.labels, classes.readable,
+                                       f"A · {name_a} (hover)", key=f"inf_inspect_a_{i}_{name}")
+    with cols[1]:
+        app_components.pixel_inspector(appdata.mask_view(res_b.labels, pred_b.classes), res_b.labels,
+                                       pred_b.classes.readable, f"B · {name_b} (hover)", key=f"inf_inspect_b_{i}_{name}")
+    cols[2].image(diff, caption=f"A and B disagree on {share:.1%} of pixels (magenta)", width="stretch")
+    st.caption(f"B · {name_b}: {res_b.ms:.0f} ms")
+    app_ui.legend_chips(res_b.legend)
+
+
 batch = {}  # file name in the zip -> PNG bytes, for "Download all"
 all_slot = st.empty()
 for i, (name, data, is_sample) in enumerate(frames):
@@ -101,6 +129,8 @@ for i, (name, data, is_sample) in enumerate(frames):
         else:
             st.columns(3)[0].image(conf_rgb, caption=caption, width="stretch")
     app_ui.legend_chips(res.legend)
+    if ab:
+        show_b(i, name, data, res)
     stem = appdata.stem_of(name)
     label_png, overlay_png = appdata.label_png_bytes(res.labels, classes), appdata.png_bytes(overlay)
     batch[f"{i:03d}_{stem}_labels.png"], batch[f"{i:03d}_{stem}_overlay.png"] = label_png, overlay_png

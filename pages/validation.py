@@ -1,14 +1,14 @@
-"""Validation: dataset-level scores, then Original | Prediction | Ground truth | Errors frame by frame."""
+"""Validation: dataset-level scores, then Original | Prediction | Ground truth | Errors frame by frame;
+with a checkpoint picked as B in the sidebar (A/B), both models side by side with where they disagree."""
 import streamlit as st
 
 import app_components
 import app_ui
-from seg import appdata, classmap, figures, provenance
+from seg import appdata, appmodels, classmap, figures, provenance
 from seg.data import DataError
 from seg.paths import printable
 
 DEFAULT_LIMIT = 300  # frames scored by default; each frame is scored once per checkpoint and kept
-
 
 
 def or_stop(work):
@@ -21,12 +21,54 @@ def or_stop(work):
         st.stop()
 
 
+def pct(x) -> str:
+    return f"{x:.1%}" if x is not None else "n/a"
+
+
+def show_ab_frame(image, truth, labels, labels_b, score, score_b, i) -> None:
+    """One frame in A/B mode: Original | A | B | Ground truth | where A and B disagree, then each class's IoU
+    in this frame for both, where B loses most first."""
+    st.markdown(f"**{score.stem}** &nbsp; mIoU A {pct(score.miou)} · B {pct(score_b.miou)} &nbsp; "
+                f"pixel accuracy A {pct(score.pixel_acc)} · B {pct(score_b.pixel_acc)}")
+    if as_overlay:
+        views = [appdata.overlay_view(image, x, classes, alpha, only) for x in (labels, labels_b, truth)]
+    else:
+        views = [appdata.mask_view(x, classes, only) for x in (labels, labels_b, truth)]
+    if outlines:
+        views = [appdata.outline(v, x) for v, x in zip(views, (labels, labels_b, truth))]
+    diff, share = appmodels.disagreement(image, labels, labels_b)
+    cols = [st.container() for _ in range(5)] if appdata.is_wide(image.shape) else st.columns(5)
+    cols[0].image(image, caption="Original", width="stretch")
+    with cols[1]:
+        app_components.pixel_inspector(views[0], labels, classes.readable, f"A · {name_a} (hover)",
+                                       key=f"val_inspect_a_{split}_{i}", truth=truth)
+    with cols[2]:
+        app_components.pixel_inspector(views[1], labels_b, classes.readable, f"B · {name_b} (hover)",
+                                       key=f"val_inspect_b_{split}_{i}", truth=truth)
+    cols[3].image(views[2], caption="Ground truth", width="stretch")
+    cols[4].image(diff, caption=f"A and B disagree on {share:.1%} of pixels (magenta)", width="stretch")
+    ia, ib = store.frame_iou(i), store_b.frame_iou(i)
+    keep = [c for c in dict.fromkeys([*ia, *ib]) if not only or c in only]
+    rows = appmodels.iou_table({c: ia.get(c) for c in keep}, {c: ib.get(c) for c in keep})
+    st.caption("Classes in this frame with their IoU here, A → B, where B loses most first:")
+    app_ui.legend_chips([{"name": classes.readable[r["class"]], "color": appdata.class_hex(classes, r["class"]),
+                          "text": f"{pct(r['a'])} → {pct(r['b'])}"} for r in rows])
+
+
 ctx = app_ui.context()
 app_ui.header("Validation", "The loaded checkpoint against ground truth: scores for the split, then each frame "
                             "as original | prediction | ground truth | errors in the class palette.")
 pred = app_ui.predictor(ctx)
 app_ui.stop_unless(ctx, "data")
-classes = pred.classes
+ab = app_ui.predictor_b(ctx)  # (B's predictor, Comparison) in A/B mode, else None
+pred_b, cmp = ab if ab else (None, None)
+classes = cmp.table if cmp else pred.classes
+truth_space = cmp.truth if cmp else pred.meta.get("classmap")  # e.g. "lanes": ground truth folded by name
+if cmp:
+    name_a, name_b = app_ui.ab_names(ctx)
+    folded = " (folded into the lanes classes by name)" if cmp.map_a or cmp.map_b else ""
+    st.info(f"A/B: **{name_a}** (A) and **{name_b}** (B) on the same frames, scored in one class table of "
+            f"{len(classes)} classes{folded}.", icon=":material/compare:")
 
 splits = appdata.list_splits(ctx.data)
 if not splits:
@@ -37,7 +79,8 @@ split = c1.selectbox("Split", splits, index=splits.index("validation") if "valid
 stamp = (ctx.data / split / "images").stat().st_mtime
 try:
     ds = app_ui.dataset(str(ctx.data), split, stamp)
-    store = app_ui.val_scores(pred, ctx.data, split, stamp)
+    store = app_ui.val_scores(pred, ctx.data, split, stamp, cmp, "a")
+    store_b = app_ui.val_scores(pred_b, ctx.data, split, stamp, cmp, "b") if cmp else None
 except (DataError, ValueError) as e:
     st.error(printable(e), icon=":material/error:")
     st.stop()
@@ -52,10 +95,12 @@ limit = int(c2.number_input("Frames to evaluate", 1, max(n_total, 1), min(n_tota
 if provenance.is_bundled_synthetic(ctx.data):
     st.caption(f"`{ctx.data.name}` is a bundled set of synthetic renders (seg.synth's street world), not photos: "
                "scores here say how well the model learned that world.")
-missing = store.missing(limit)
+missing = bool(store.missing(limit) or (cmp and store_b.missing(limit)))
 top = st.container()  # split metrics, or the scoring progress while frames are still being scored
-tab_frames, tab_iou, tab_conf = st.tabs(["Frames", "Per-class IoU", "Confusion matrix"])
+tab_frames, tab_iou, tab_conf = st.tabs(["Frames", "Per-class IoU (A/B)" if cmp else "Per-class IoU",
+                                         "Confusion matrix"])
 result = store.result(limit)  # over the frames scored so far
+result_b = store_b.result(limit) if cmp else None
 frames = result["frames"]
 
 with tab_frames:
@@ -81,8 +126,8 @@ with tab_frames:
     alpha = g3.slider("Opacity", 0.0, 1.0, 0.5, 0.05, key="val_alpha", disabled=not as_overlay)
     only_ids = g4.multiselect("Show only these classes", present, key="val_only",
                               format_func=lambda i: classes.readable[i], placeholder="all classes")
-    show_conf = st.toggle("Confidence in the hover readout", value=False, key="val_conf",
-                          help="Runs the model once more on the frames shown, for per-pixel confidence.")
+    show_conf = not cmp and st.toggle("Confidence in the hover readout", value=False, key="val_conf",
+                                      help="Runs the model once more on the frames shown, for per-pixel confidence.")
     only = only_ids or None
     if not rows:
         st.info("No frame contains that class.", icon=":material/info:")
@@ -90,8 +135,12 @@ with tab_frames:
         i = row["index"]
         image, truth, score, labels = or_stop(lambda: (*app_ui.frame(str(ctx.data), split, stamp, i),
                                                        store.score(pred, i), store.labels(pred, i)))
-        truth = classmap.truth_for_model(truth, ds.classes, pred.meta.get("classmap"))  # e.g. lanes: 0/1
+        truth = classmap.truth_for_model(truth, ds.classes, truth_space)  # e.g. lanes: 0/1
         st.divider()
+        if cmp:
+            score_b, labels_b = or_stop(lambda: (store_b.score(pred_b, i), store_b.labels(pred_b, i)))
+            show_ab_frame(image, truth, labels, labels_b, score, score_b, i)
+            continue
         miou = "n/a" if score.miou is None else f"{score.miou:.1%}"
         acc = "n/a" if score.pixel_acc is None else f"{score.pixel_acc:.1%}"
         st.markdown(f"**{score.stem}** &nbsp; pixel accuracy {acc} · mIoU {miou}")
@@ -116,22 +165,41 @@ with tab_frames:
         app_ui.legend_chips(appdata.iou_rows(iou, classes))
 
 if missing:  # the page above is drawn; now the rest of the split, then draw everything from the store
-    rest = store.missing(limit)
+    rest = sorted(set(store.missing(limit)) | set(store_b.missing(limit) if cmp else ()))
     with top:
         st.info(f"{len(rest):,} of {limit:,} frames not scored yet: scoring them now (kept for later visits).",
                 icon=":material/hourglass_top:")
-    or_stop(lambda: app_ui.score_frames(pred, store, rest, top))
+    or_stop(lambda: app_ui.score_frames(pred, store, store.missing(limit), top))
+    if cmp:
+        or_stop(lambda: app_ui.score_frames(pred_b, store_b, store_b.missing(limit), top))
     st.rerun()
 
+
 with top:
-    m = st.columns(4)
-    m[0].metric("mIoU", f"{result['miou']:.1%}" if result["miou"] is not None else "n/a",
-                help="Mean IoU over the classes present in these frames' ground truth or predictions.")
-    m[1].metric("Pixel accuracy", f"{result['pixel_acc']:.1%}" if result["pixel_acc"] is not None else "n/a")
-    m[2].metric("Frames", f"{len(frames):,} of {n_total:,}")
-    m[3].metric("Classes scored", sum(v is not None for v in result["per_class_iou"].values()))
+    if cmp:
+        m = st.columns(5)
+        m[0].metric(f"mIoU · {name_a}", pct(result["miou"]))
+        delta = None if None in (result["miou"], result_b["miou"]) else f"{result_b['miou'] - result['miou']:+.1%}"
+        m[1].metric(f"mIoU · {name_b}", pct(result_b["miou"]), delta=delta, help="Delta: B minus A.")
+        m[2].metric(f"Pixel acc. · {name_a}", pct(result["pixel_acc"]))
+        m[3].metric(f"Pixel acc. · {name_b}", pct(result_b["pixel_acc"]))
+        m[4].metric("Frames", f"{len(frames):,} of {n_total:,}")
+    else:
+        m = st.columns(4)
+        m[0].metric("mIoU", pct(result["miou"]),
+                    help="Mean IoU over the classes present in these frames' ground truth or predictions.")
+        m[1].metric("Pixel accuracy", pct(result["pixel_acc"]))
+        m[2].metric("Frames", f"{len(frames):,} of {n_total:,}")
+        m[3].metric("Classes scored", sum(v is not None for v in result["per_class_iou"].values()))
 
 with tab_iou:
+    if cmp:
+        rows = appmodels.iou_table(result["per_class_iou"], result_b["per_class_iou"])
+        st.caption(f"Per-class IoU of A ({name_a}) and B ({name_b}) over the same {len(frames):,} frames, sorted "
+                   "by B − A: where B loses most first.")
+        st.dataframe([{"Class": r["class"], "A": r["a"], "B": r["b"], "B − A": r["diff"]} for r in rows],
+                     hide_index=True, width="stretch", key="val_ab_table",
+                     column_config={k: st.column_config.NumberColumn(k, format="percent") for k in ("A", "B", "B − A")})
     st.plotly_chart(figures.iou_bar_figure(appdata.per_class_rows(result["per_class_iou"], classes)),
                     key="val_iou_chart", width="stretch")
 with tab_conf:

@@ -39,12 +39,15 @@ class ValScores:
     """Scores of one predictor on one split. `dataset` is a seg.data.VistasDataset (ds[i] -> (image, target)).
 
     `classmap`: the predictor's class mapping (`meta["classmap"]`, e.g. "lanes"): the dataset's labels are
-    folded through it before scoring, as `evaluate` does. Raises ValueError when the (mapped) class tables
-    differ in size, or the mapping does not fit the dataset's table.
+    folded through it before scoring, as `evaluate` does. `fold` (a ClassMap) folds the predictions too: a
+    66-class model scored as lanes beside the lanes model (seg.appmodels.compare); `classes` is then the
+    folded table. Raises ValueError when the (mapped) class tables differ in size, or the mapping does not fit
+    the dataset's table.
     """
 
-    def __init__(self, dataset, classes, classmap: str | None = None):
+    def __init__(self, dataset, classes, classmap: str | None = None, fold=None):
         self.map = get_classmap(classmap, dataset.classes) if classmap else None
+        self.fold = fold
         truth_table = self.map.table if self.map else dataset.classes
         if len(truth_table) != len(classes):
             raise ValueError(f"{dataset.root}: dataset has {len(truth_table)} classes but the checkpoint "
@@ -73,6 +76,8 @@ class ValScores:
         if self.map is not None:
             target = self.map(target)
         labels = predictor.predict(np.ascontiguousarray(image.permute(1, 2, 0).numpy()))
+        if self.fold is not None:
+            labels = self.fold(labels).astype(np.uint8)
         cm = ConfusionMatrix(self.num_classes, self.ignore)
         cm.update(target.numpy(), labels)
         mat = cm.mat.numpy().ravel()

@@ -93,6 +93,22 @@ def test_sidebar_names_a_file_that_is_not_a_checkpoint(standins):
     assert any("README.md: not a checkpoint" in e for e in errors) and not any("unsafe" in e for e in errors)
 
 
+def test_sidebar_model_chooser_lists_checkpoints_by_name_and_fills_the_path(standins):
+    at = _app()
+    (pick,) = [s for s in at.sidebar.selectbox if s.label == "Model"]
+    assert pick.value == "demo · model.pt"  # the standin run's checkpoint, the one the app starts with
+    assert "demo (bundled)" in pick.options and "sweep/lr-high · model.pt" not in pick.options  # no checkpoint there
+    pick.set_value("demo (bundled)").run()
+    assert not at.exception, at.exception
+    assert at.sidebar.text_input(key="src_checkpoint").value == "checkpoints/demo/model.pt"
+    assert "checkpoints/demo/model.pt" in _texts(at)  # Home names the file now loaded
+    (pick,) = [s for s in at.sidebar.selectbox if s.label == "Model"]
+    assert pick.value == "demo (bundled)"
+    at.sidebar.text_input(key="src_checkpoint").set_value(standins["SEG_CHECKPOINT"]).run()
+    (pick,) = [s for s in at.sidebar.selectbox if s.label == "Model"]
+    assert pick.value == "demo · model.pt"  # a typed path shows which found checkpoint it is
+
+
 def test_training_page_lists_runs_and_reacts_to_settings(standins):
     at = _app("training")
     runs = at.multiselect(key="train_runs")

@@ -184,3 +184,55 @@ def test_app_validation_page_with_the_lanes_checkpoint(lanes_run, tmp_path, monk
     assert float(at.metric[0].value.rstrip("%")) >= 0  # mIoU shown
     legends = "\n".join(str(m.value) for m in at.markdown)
     assert "Rest" in legends and "Road" not in legends and "Sky" not in legends  # rows drawn in lanes classes
+
+
+def test_app_ab_mode_compares_the_lanes_model_with_a_66_class_model(lanes_run, tmp_path, monkeypatch):
+    """A/B: the 66-class model is folded into the lanes classes; both splits' scores equal seg.evaluate's,
+    and Inference shows both models and where they disagree."""
+    st_testing = pytest.importorskip("streamlit.testing.v1")
+    from appstandins import make_standins, no_legacy_pages_dir
+    from seg.paths import REPO_ROOT
+    from seg.predict import Predictor
+
+    no_legacy_pages_dir(monkeypatch)
+    root, out = lanes_run
+    env = make_standins(tmp_path / "s", n_samples=1)
+    for k, v in {"SEG_CHECKPOINT": out / "model.pt", "SEG_DATA": root, "SEG_RUNS": env["SEG_RUNS"],
+                 "SEG_SAMPLES": env["SEG_SAMPLES"]}.items():
+        monkeypatch.setenv(k, str(v))
+    at = st_testing.AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=180)
+    at.run()
+    (b,) = [s for s in at.sidebar.selectbox if s.label == "Compare with (A/B)"]
+    assert "demo · model.pt" in b.options
+    b.set_value("demo · model.pt").run()
+    at.switch_page("pages/validation.py").run()
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    ref_a = evaluate(Predictor(out / "model.pt"), root)
+    ref_b = evaluate(Predictor(env["SEG_CHECKPOINT"]), root, classmap="lanes")
+    assert metrics["mIoU · lanes"] == f"{ref_a['miou']:.1%}" and metrics["mIoU · demo"] == f"{ref_b['miou']:.1%}"
+    table = at.dataframe[0].value
+    assert set(table["Class"]) == {"Rest", "Lane Marking"}
+    row = table[table["Class"] == "Lane Marking"].iloc[0]
+    assert row["B"] == pytest.approx(ref_b["per_class_iou"]["Lane Marking"])
+    assert row["B − A"] == pytest.approx(row["B"] - row["A"])
+    assert "A → B" in "\n".join(str(e.value) for e in at.caption)  # each frame's classes, both IoUs
+    assert any("A and B disagree on" in c for c in _image_captions(at))
+
+    at.switch_page("pages/inference.py").run()
+    assert not at.exception, at.exception
+    assert "B · demo" in "\n".join(str(e.value) for e in at.caption)
+    assert any("A and B disagree on" in c for c in _image_captions(at))
+
+
+def _image_captions(at) -> list[str]:
+    found = []
+
+    def walk(node):
+        if getattr(node, "type", None) == "image":
+            found.extend(img.caption for img in node.proto.imgs)
+        for child in (getattr(node, "children", None) or {}).values():
+            walk(child)
+
+    walk(at._tree)
+    return found
