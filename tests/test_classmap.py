@@ -236,3 +236,24 @@ def _image_captions(at) -> list[str]:
 
     walk(at._tree)
     return found
+
+
+def test_init_from_a_66_class_model_keeps_all_but_the_class_logits(lanes_run, tmp_path, capsys):
+    root, _ = lanes_run
+    src_dir, dst = tmp_path / "full", tmp_path / "lanes"
+    assert T.cli([str(a) for a in ("--data", root, "--out", src_dir, "--steps", 1, "--eval-every", 1, *FAST)]) == 0
+    # lr 0: every parameter stays where --init put it
+    assert T.cli([str(a) for a in ("--data", root, "--classes", "lanes", "--out", dst, "--steps", 1, "--eval-every", 1,
+                                   "--lr", 0, "--init", src_dir / "model.pt", *FAST)]) == 0
+    assert "66 classes -> 2" in capsys.readouterr().err
+    src, got = load_checkpoint(src_dir / "model.pt"), load_checkpoint(dst / "last.pt")
+    fresh = {n for n, v in got["model"].items() if v.shape != src["model"][n].shape}
+    assert fresh and all(got["model"][n].shape[0] == 2 for n in fresh)  # only the class-logit convs differ
+    assert output_conv(model_from_checkpoint(got)).out_channels == 2
+    for n, v in src["model"].items():
+        if n not in fresh and "running_" not in n and "num_batches" not in n:  # BN statistics move in training
+            assert torch.equal(got["model"][n].half(), v.half()), n
+    assert T.cli([str(a) for a in ("--data", root, "--classes", "lanes", "--out", tmp_path / "x", "--steps", 1,
+                                   *FAST[2:], "--arch", "deeplabv3_mobilenet_v3_large",
+                                   "--init", src_dir / "model.pt")]) == 1
+    assert "--init needs a deeplabv3_mobilenet_v3_large" in capsys.readouterr().err
