@@ -11,9 +11,10 @@ Deployment choices (measured on the 2-core AVX-512 dev box at 384x512, deeplabv3
 randomly initialised checkpoint on a shared machine: re-measure on the bundled one.
 
 Geometry: the model sees the frame at its trained scale. The height is matched to the checkpoint's input
-height and the width follows the frame's own aspect ratio (rounded to a multiple of 16, the output stride),
-so a 1242x375 KITTI frame runs at 1264x384 instead of being squashed to 512x384 (objects would be 2.4x
-thinner than in training). Frames larger than 4x the trained pixel count are scaled down to that budget.
+height and the width follows the frame's own aspect ratio, truncated as torchvision's `Resize` does, so a
+1242x375 KITTI frame runs at 1271x384 (as the plain torchvision pipeline runs it) instead of being squashed to
+512x384 (objects would be 2.4x thinner than in training). Frames larger than 4x the trained pixel count are
+scaled down to that budget (and to multiples of 16, the output stride).
 Labels: the model's own last step (bilinear upsample of all 66 logit channels, then argmax) cost as much
 as the backbone, so the Predictor stops at the low-res logits and `upsample_argmax` computes the same
 labels exactly, interpolating only at class boundaries; the label map is then nearest-resized from the
@@ -48,7 +49,7 @@ from . import video
 from .viz import overlay_image, to_label_png
 
 NO_CLASS = -1e30  # "no other class" in upsample_argmax's bound; far from float32 overflow, so 0 * it stays 0
-SIZE_MULTIPLE = 16  # output stride of the MobileNet models (ResNet's 8 divides it)
+SIZE_MULTIPLE = 16  # output stride of the MobileNet models (ResNet's 8 divides it): the smallest side
 MAX_AREA_FACTOR = 4  # model-input pixel budget, in units of the trained input area
 log = logging.getLogger("seg")
 
@@ -89,12 +90,13 @@ def model_size(h: int, w: int, input_size: tuple[int, int]) -> tuple[int, int]:
         return th, tw
     mh, mw = float(th), w * th / h
     budget = MAX_AREA_FACTOR * th * tw
-    rnd = round
-    if mh * mw > budget:
+    if mh * mw > budget:  # scaled down to the budget, rounded down to the output stride
         f = math.sqrt(budget / (mh * mw))
-        mh, mw, rnd = mh * f, mw * f, math.floor  # round down to stay within the budget
-    snap = lambda v: max(SIZE_MULTIPLE, int(rnd(v / SIZE_MULTIPLE)) * SIZE_MULTIPLE)  # noqa: E731
-    return (th if mh == th else snap(mh)), snap(mw)
+        snap = lambda v: max(SIZE_MULTIPLE, int(math.floor(v * f / SIZE_MULTIPLE)) * SIZE_MULTIPLE)  # noqa: E731
+        return snap(mh), snap(mw)
+    # The width as torchvision's Resize(th) computes it (truncated), so the frame is sampled exactly as the
+    # plain pipeline samples it; the networks take any width (their head resizes to the input).
+    return th, max(SIZE_MULTIPLE, int(mw))
 
 
 @functools.lru_cache(maxsize=32)
