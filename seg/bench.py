@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from . import onnxrt
 from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from .device import BACKENDS, describe, device_arg, resolve_device
 from .imageio import image_files, load_image
+from .machine import cpu_name
 from .paths import DEFAULT_CHECKPOINT, DEFAULT_DATA, REPO_ROOT, SAMPLE_FRAMES
 from .predict import Predictor, model_size
 from .viz import overlay_image, to_label_png
@@ -116,17 +116,6 @@ def frames(folder: Path, size: tuple[int, int], n: int, seed0: int) -> list[Imag
 
         out += [render(seed0 + i, size)[0] for i in range(n - len(out))]
     return out
-
-
-def cpu_name() -> str:
-    """The CPU's model name (/proc/cpuinfo on Linux), e.g. 'AMD EPYC 9B14'."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def pipeline_figures(pred: Predictor, naive: NaivePipeline, imgs: list[Image.Image], runs: int,
