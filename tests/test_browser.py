@@ -206,7 +206,7 @@ def test_upload_clip_plays_in_the_page(server, browser_page, shots):
         for i in range(12):
             c.mux(s.encode(av.VideoFrame.from_ndarray(np.roll(still, 4 * i, axis=1), format="rgb24")))
         c.mux(s.encode(None))
-    _open(page, url + "/inference", "Bundled sample frames")
+    _open(page, url + "/inference", "Sample frames")
     page.locator('input[type="file"]').nth(1).set_input_files([str(clip)])  # the Clips uploader
     page.get_by_text("Segmented clip (MP4)").first.wait_for()
     # the produced H.264 clip decodes in the browser: metadata and a first frame are there
