@@ -48,7 +48,9 @@ def sidebar(config: appconfig.AppConfig) -> Context:
 
     sb = st.sidebar
     sb.markdown("### Sources")
-    model_box = sb.container()  # drawn after the runs folder is known: it lists that folder's checkpoints
+    # The model chooser is drawn after the runs folder is resolved (it lists that folder's checkpoints), into
+    # a box above the path field it fills; the A/B chooser goes under the path.
+    model_box, path_box, compare_box = sb.container(), sb.container(), sb.container()
     values = {}
     errors = {}
     fields = [
@@ -58,7 +60,7 @@ def sidebar(config: appconfig.AppConfig) -> Context:
     ]
     typed_of = {}
     for key, label, default, help_text in fields:
-        where = model_box if key == "checkpoint" else sb
+        where = path_box if key == "checkpoint" else sb
         start = appconfig.display_path(default) if f"src_{key}" not in st.session_state else ""  # else: the state's
         typed = typed_of[key] = where.text_input(label, value=start, key=f"src_{key}", help=help_text)
         try:
@@ -70,15 +72,15 @@ def sidebar(config: appconfig.AppConfig) -> Context:
             where.error(errors[key], icon=":material/block:")
     sb.caption("Relative paths start at the repository. Other folders: `streamlit run app.py -- --data DIR --runs DIR`.")
     found = appmodels.find_checkpoints(values["runs"], config.roots)
-    compare = _model_pickers(model_box, found, values["checkpoint"], typed_of["checkpoint"])
+    compare = _model_pickers(model_box, compare_box, found, values["checkpoint"], typed_of["checkpoint"])
     ctx = Context(config, errors=errors, compare=compare, **values)
     st.session_state[CTX_KEY] = ctx
     return ctx
 
 
-def _model_pickers(box, found, current: Path | None, typed: str) -> Path | None:
-    """The model chooser above the checkpoint path (picking one writes its path there) and the A/B chooser
-    under it; returns the checkpoint picked as B, or None."""
+def _model_pickers(box, compare_box, found, current: Path | None, typed: str) -> Path | None:
+    """The model chooser (in `box`, above the checkpoint path: picking one writes its path there) and the A/B
+    chooser (in `compare_box`); returns the checkpoint picked as B, or None."""
     labels = [f.label for f in found]
     by_label = {f.label: f.path for f in found}
     here = current.resolve() if current is not None else None
@@ -95,7 +97,7 @@ def _model_pickers(box, found, current: Path | None, typed: str) -> Path | None:
                   help="Every checkpoint found: the bundled ones and each run's model.pt / best.pt under the runs "
                        "folder. Or type any checkpoint's path below.")
     others = [lbl for lbl in labels if here is None or by_label[lbl].resolve() != here]
-    b = box.selectbox("Compare with (A/B)", [None, *others], key="src_compare",
+    b = compare_box.selectbox("Compare with (A/B)", [None, *others], key="src_compare",
                       format_func=lambda lbl: "nothing" if lbl is None else lbl,
                       help="A second checkpoint: Validation and Inference then show both on the same frames, "
                            "where they disagree, and (Validation) both per-class IoUs.")

@@ -74,7 +74,7 @@ with c2:
 if pred is not None:
     st.subheader("This machine")
     speed = app_ui.machine_speed(pred, app_ui.model_key(pred))
-    m = st.columns(5)
+    m = st.columns([0.8, 1.6, 0.8, 1.2, 1.2])  # room for "onnxruntime" at metric size
     m[0].metric("Device", speed["device"].upper(), help=speed["name"])
     m[1].metric("Backend", speed["backend"],
                 help="onnxruntime on the CPU when it is installed (the graph is exported from the checkpoint on "
