@@ -48,6 +48,7 @@ from .upsample import upsample_argmax_t, upsample_confidence
 from . import video
 from .viz import overlay_image, to_label_png
 
+_REVERSED_IDS = (254 - np.arange(255)).astype(np.uint8)[:, None]  # first_argmax's row weights
 NO_CLASS = -1e30  # "no other class" in upsample_argmax's bound; far from float32 overflow, so 0 * it stays 0
 SIZE_MULTIPLE = 16  # output stride of the MobileNet models (ResNet's 8 divides it): the smallest side
 MAX_AREA_FACTOR = 4  # model-input pixel budget, in units of the trained input area
@@ -133,6 +134,19 @@ def _spans(i0: np.ndarray, n_in: int) -> tuple[np.ndarray, np.ndarray]:
     return first, np.searchsorted(i0, np.arange(n_in), side="right") - first
 
 
+def first_argmax(values: np.ndarray) -> np.ndarray:
+    """(C, n) -> (n,) uint8 index of each column's first maximum, as numpy's / torch's argmax (C <= 255).
+
+    numpy's argmax over axis 0 walks the columns one by one (3.4 ms for (66, 12288)); here every step runs
+    along the rows (0.5 ms): the maxima as a 0/1 mask, weighted 254 - row, whose column max is 254 - the
+    first maximum's row. No BLAS product: OpenBLAS's threads spin after a call and slowed the next
+    onnxruntime run by 35 ms.
+    """
+    mask = (values == values.max(0)).view(np.uint8)
+    np.multiply(mask, _REVERSED_IDS[:values.shape[0]], out=mask)
+    return 254 - mask.max(0)
+
+
 def upsample_argmax(low: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     """argmax over classes of the bilinear upsample of low (1, C, h, w) to size (H, W) -> (H, W) uint8,
     without computing the (C, H, W) upsampled logits.
@@ -141,14 +155,16 @@ def upsample_argmax(low: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     where all 4 have the same argmax c, c is also the argmax of the combination (l_c >= l_k in each, so in
     the mix). In the other cells (class boundaries) only the corners' own classes are mixed, and a bound on
     every other class decides whether one of them wins; only where it might (a few % of boundary pixels) are
-    all C channels mixed, as F.interpolate does. numpy, not torch: torch's advanced indexing of these small
-    tables took 7 ms where np.take takes 0.1 ms.
+    all C channels mixed. Mixing is F.interpolate's: along x, then along y, once per (cell, output column)
+    and then per pixel. numpy, not torch: torch's advanced indexing of these small tables took 7 ms where
+    np.take takes 0.1 ms; arrays are (rows, n) so that numpy's inner loops run along n.
     """
     _, c, h, w = low.shape
-    y0, _, wy = _source_index(h, int(size[0]))
-    x0, _, wx = _source_index(w, int(size[1]))
-    hwc = low[0].permute(1, 2, 0).contiguous().numpy()  # (h, w, C) float32
-    lab = hwc.argmax(2).astype(np.uint8)  # (h, w)
+    H, W = int(size[0]), int(size[1])
+    y0, _, wy = _source_index(h, H)
+    x0, _, wx = _source_index(w, W)
+    flat = low[0].contiguous().numpy().reshape(c, h * w)  # (C, h*w) float32
+    lab = first_argmax(flat).reshape(h, w)
     # Output pixel (Y, X) mixes the 4 corners of low-res cell (y0[Y], x0[X]): rows i, r1[i], columns j, c1[j]
     # (clamped at the last row/column, as _source_index pairs i0 with i1).
     r1, c1 = np.minimum(np.arange(h) + 1, h - 1), np.minimum(np.arange(w) + 1, w - 1)
@@ -158,36 +174,53 @@ def upsample_argmax(low: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     ky, kx = mixed.nonzero()  # the K mixed cells
     if not ky.size:
         return out
-    # The N pixels of the mixed cells: each cell covers a rectangle of output rows x columns.
+    kk = np.arange(ky.size)
+    pix = np.stack([ky * w + kx, ky * w + c1[kx], r1[ky] * w + kx, r1[ky] * w + c1[kx]])  # (4 corners, K)
+    cand = lab.reshape(-1)[pix]  # (4, K): the corners' own classes are the candidates
+    corners = flat.take(pix.reshape(-1), axis=1).reshape(c, 4, ky.size)  # (C, 4 corners, K)
+    at = (cand[:, None, :], np.arange(4)[None, :, None], kk)  # [candidate s, corner q, cell]
+    cell = np.empty((20, ky.size), np.float32)
+    cell[:16] = corners[at].transpose(1, 0, 2).reshape(16, -1)  # row 4q + s: corner q's value of candidate s
+    # Bound for every other class: each corner's best value outside the candidates, mixed like them. Each
+    # float step (a product with a weight >= 0, a sum) is monotone, so a candidate at or above the mixed
+    # bound is the argmax over all C classes.
+    corners[at] = NO_CLASS
+    cell[16:] = corners.max(0)
+    # Along x, once per (cell, output column) pair: the cell's top and bottom rows at that column.
     (ry, ny), (rx, nx) = _spans(y0, h), _spans(x0, w)
-    count = ny[ky] * nx[kx]
-    k = np.repeat(np.arange(ky.size), count)  # (N,) cell of each pixel
-    t = np.arange(k.size) - np.repeat(np.cumsum(count) - count, count)
-    cols = nx[kx][k]
-    ys, xs = ry[ky][k] + t // cols, rx[kx][k] + t % cols
-    corners = np.stack([hwc[ky, kx], hwc[ky, c1[kx]], hwc[r1[ky], kx], hwc[r1[ky], c1[kx]]])  # (4, K, C)
-    cand = np.stack([lab[ky, kx], lab[ky, c1[kx]], lab[r1[ky], kx], lab[r1[ky], c1[kx]]], 1).astype(np.intp)  # (K, 4)
-    kk = np.arange(ky.size)[:, None]
-    a, b = wy[ys], wx[xs]  # (N,) weights of the lower row / right column
-    wts = np.stack([(1 - a) * (1 - b), (1 - a) * b, a * (1 - b), a * b])  # (4, N)
-
-    def mix(v):  # (4, N, ...) corner values -> (N, ...) their bilinear mix
-        wv = wts.reshape(4, -1, *[1] * (v.ndim - 2))
-        return wv[0] * v[0] + wv[1] * v[1] + wv[2] * v[2] + wv[3] * v[3]
-
-    # Candidates: the corners' own classes.
-    m = mix(corners[:, kk, cand][:, k])  # (N, 4)
-    j = m.argmax(1)
-    out[ys, xs] = cand[k, j]
-    # Bound for every other class: the mix of each corner's best other-class value. Each float step (a
-    # product with a weight >= 0, a sum) is monotone, so a candidate at or above the bound is the argmax
-    # over all C classes; elsewhere (rare) all C channels are mixed.
-    others = corners.copy()
-    others[:, kk, cand] = NO_CLASS
-    rest = m[np.arange(j.size), j] < mix(others.max(2)[:, k])
-    if rest.any():
-        wts = wts[:, rest]
-        out[ys[rest], xs[rest]] = mix(corners[:, k[rest]]).argmax(1)
+    ncol = nx[kx]
+    kc = np.repeat(kk, ncol)  # (P,) cell of each pair
+    xs = rx[kx][kc] + (np.arange(kc.size) - np.repeat(np.cumsum(ncol) - ncol, ncol))
+    b = wx[xs]
+    v = cell.take(kc, 1)  # (20, P)
+    pair = np.empty((10, kc.size), np.float32)  # top row: 4 candidates and the bound; bottom row likewise
+    pair[0:4] = (1 - b) * v[0:4] + b * v[4:8]
+    pair[4] = (1 - b) * v[16] + b * v[17]
+    pair[5:9] = (1 - b) * v[8:12] + b * v[12:16]
+    pair[9] = (1 - b) * v[18] + b * v[19]
+    # Along y, per pixel: each pair covers its cell's rows.
+    nrow = ny[ky][kc]
+    q = np.repeat(np.arange(kc.size), nrow)  # (N,) pair of each pixel
+    ys = ry[ky][kc][q] + (np.arange(q.size) - np.repeat(np.cumsum(nrow) - nrow, nrow))
+    a = wy[ys]
+    pq = pair.take(q, 1)  # (10, N)
+    m = (1 - a) * pq[0:5] + a * pq[5:10]  # (5, N): the 4 candidates' values, the bound
+    best, j = m[0].copy(), np.zeros(q.size, np.intp)
+    for s in (1, 2, 3):  # first maximum of the 4, as argmax
+        better = m[s] > best
+        np.copyto(best, m[s], where=better)
+        j[better] = s
+    pos, kq = ys * W + xs[q], kc[q]
+    flat_out = out.reshape(-1)
+    flat_out[pos] = cand[j, kq]
+    rest = best < m[4]
+    if rest.any():  # another class may win: mix every other channel at these pixels (rare)
+        ar, br = a[rest], b[q[rest]]
+        cv = corners.take(kq[rest], 2)  # (C, 4, R), the candidates at NO_CLASS
+        other = (1 - ar) * ((1 - br) * cv[:, 0] + br * cv[:, 1]) + ar * ((1 - br) * cv[:, 2] + br * cv[:, 3])
+        k2 = first_argmax(other)
+        win = other[k2, np.arange(k2.size)] > best[rest]
+        flat_out[pos[rest][win]] = k2[win]
     return out
 
 
@@ -248,6 +281,7 @@ class Predictor:
         # uint8 x -> (x / 255 - mean) / std as one multiply-add.
         self._scale = (1.0 / (255.0 * std)).to(self.device)
         self._shift = (-mean / std).to(self.device)
+        self._scale_np, self._shift_np = self._scale.cpu().numpy().ravel(), self._shift.cpu().numpy().ravel()
         self._lock = threading.Lock()
         self.meta = {
             "arch": ckpt["model_args"]["arch"],
@@ -270,7 +304,7 @@ class Predictor:
 
         The model's own forward ends with a bilinear upsample of all C logit channels to (h, w); that and the
         argmax over its result cost as much as the backbone, so the Predictor stops before it and
-        upsamples labels with `upsample_argmax` (same labels, ~2 ms).
+        upsamples labels with `upsample_argmax` (same labels, ~4 ms at 512x384 on the 2-core CPU).
         """
         with self._lock, torch.inference_mode():
             if self._onnx is not None:
@@ -285,11 +319,19 @@ class Predictor:
         size = model_size(image.height, image.width, self.input_size)
         if (image.height, image.width) != size:
             image = image.resize((size[1], size[0]), Image.BILINEAR)
+        if self._onnx is not None:
+            # numpy, one channel at a time: torch's elementwise ops run on its OpenMP threads, which spin
+            # after each op and took the cores from the onnxruntime run that follows (2-core CPU, 512x384:
+            # that run took 35-42 ms after torch's normalisation, 32-33 ms after this one).
+            rgb = np.asarray(image)
+            x = np.empty((1, 3, size[0], size[1]), np.float32)
+            for c in range(3):
+                np.multiply(rgb[..., c], self._scale_np[c], out=x[0, c])
+                x[0, c] += self._shift_np[c]
+            return torch.from_numpy(x)
         # (h, w, 3) uint8, a writable copy (~0.1 ms); normalised on the device, so uint8 crosses the bus.
         x = torch.from_numpy(np.array(image)).to(self.device)
         x = x.permute(2, 0, 1).unsqueeze(0)  # (1, 3, h, w), already channels_last in memory
-        if self._onnx is not None:
-            x = x.contiguous()  # onnxruntime takes NCHW: reorder the uint8 bytes, not the floats
         return torch.addcmul(self._shift, x.float(), self._scale)
 
     def _labels(self, low: torch.Tensor, hw: tuple[int, int]) -> np.ndarray:

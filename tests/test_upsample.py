@@ -1,5 +1,6 @@
 """seg.upsample, the torch-op label and confidence upsample the GPU path uses, checked on the CPU: exact labels
 (as F.interpolate + argmax, and as the numpy version), confidence as the low-res max softmax interpolated."""
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -60,3 +61,16 @@ def test_numpy_upsample_argmax_on_smooth_logits(classes):
         ref = F.interpolate(low, size, mode="bilinear", align_corners=False).argmax(1)[0].numpy()
         got = upsample_argmax(low, size)
         assert got.shape == size and (got == ref).mean() > 0.9999
+
+
+def test_first_argmax_takes_the_first_of_tied_maxima():
+    from seg.predict import first_argmax
+
+    g = torch.Generator().manual_seed(3)
+    values = torch.randn(66, 500, generator=g).numpy()
+    values[[5, 40], 7] = values[:, 7].max() + 1  # a tie: 5 comes first
+    values[[60, 2, 9], 8] = values[:, 8].max() + 1  # 2 comes first
+    values[:, 9] = 0.25  # all equal: 0
+    got = first_argmax(values)
+    assert got.dtype == np.uint8 and (got == values.argmax(0)).all()
+    assert (got[7], got[8], got[9]) == (5, 2, 0)
