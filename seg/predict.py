@@ -224,6 +224,25 @@ def upsample_argmax(low: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
+def confidence_map(low: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+    """Max softmax probability of low (1, C, h, w) logits, bilinearly upsampled to size -> (H, W) float32.
+
+    `seg.upsample.upsample_confidence` in numpy, for logits on the CPU: torch's elementwise ops run on its
+    OpenMP threads, whose spinning after each op slowed the next frame's onnxruntime run.
+    """
+    _, c, h, w = low.shape
+    flat = low[0].contiguous().numpy().reshape(c, h * w)
+    top = flat.max(0)
+    conf = (1.0 / np.exp(flat - top).sum(0, dtype=np.float32)).astype(np.float32).reshape(h, w)
+    H, W = int(size[0]), int(size[1])
+    if (h, w) == (H, W):
+        return conf
+    y0, y1, wy = _source_index(h, H)
+    x0, x1, wx = _source_index(w, W)
+    rows = conf.take(y0, 0) * (1 - wy)[:, None] + conf.take(y1, 0) * wy[:, None]  # (H, w)
+    return rows.take(x0, 1) * (1 - wx) + rows.take(x1, 1) * wx
+
+
 class Predictor:
     """Loads a checkpoint once and predicts label maps; safe to share between threads (app sessions).
 
@@ -385,7 +404,10 @@ class Predictor:
         with torch.inference_mode():
             low = self.forward(x)  # (1, C, h', w')
             small = self._labels(low, x.shape[-2:])
-            conf = upsample_confidence(low, x.shape[-2:])[0].cpu().numpy()  # (h, w) float32
+            if low.device.type == "cpu":
+                conf = confidence_map(low, x.shape[-2:])  # (h, w) float32
+            else:
+                conf = upsample_confidence(low, x.shape[-2:])[0].cpu().numpy()
         labels = self._to_size(small, image.size, Image.NEAREST)
         confidence = self._to_size(conf, image.size, Image.BILINEAR)
         return Prediction(labels, confidence, (time.perf_counter() - t0) * 1e3)

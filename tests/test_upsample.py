@@ -74,3 +74,13 @@ def test_first_argmax_takes_the_first_of_tied_maxima():
     got = first_argmax(values)
     assert got.dtype == np.uint8 and (got == values.argmax(0)).all()
     assert (got[7], got[8], got[9]) == (5, 2, 0)
+
+
+@pytest.mark.parametrize("low_hw,size", [((5, 6), (20, 24)), ((24, 79), (96, 316)), ((4, 4), (4, 4)), ((3, 7), (10, 5))])
+def test_numpy_confidence_map_equals_the_torch_one(low_hw, size):
+    from seg.predict import confidence_map
+
+    low = torch.randn(1, 9, *low_hw, generator=torch.Generator().manual_seed(4)) * 3
+    got = confidence_map(low, size)
+    assert got.shape == size and got.dtype == np.float32
+    np.testing.assert_allclose(got, upsample_confidence(low, size)[0].numpy(), rtol=1e-5, atol=1e-6)
