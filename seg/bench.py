@@ -1,7 +1,10 @@
 """The benchmark behind the README's speed figures: `python -m seg.bench [--json FILE] [--quick]`.
 
 All figures come from one process on the given checkpoint (default: the bundled one), medians of several
-runs after warm-up, on the CPU unless named cuda_*:
+runs after warm-up, on the CPU unless named cuda_*. The timings compared in a ratio are taken in
+interleaved rounds (`timed_rounds`: one call of each per round), so a machine whose speed drifts while the
+bench runs (this project's VM: 30-50% between minutes) shifts both sides of a ratio alike; the GEMM rate
+behind flop_limit_ms is timed in the same rounds as the 512x384 frame.
 - backend: the Predictor's default backend here (`--backend auto`), whose figures are the top-level keys;
   `backends` holds forward_ms / predict_ms / predict_full_ms / agreement (and *_kitti) of every CPU backend
   installed (torch, onnxruntime), measured in the same run;
@@ -90,11 +93,32 @@ class NaivePipeline:
         return lab, Image.blend(image, lab.convert("RGB"), 0.5)
 
 
-def gemm_gflops(n: int = 1024, runs: int = 5) -> float:
-    """Measured fp32 matrix-multiply rate of this machine (GFLOP/s) at the current thread count."""
+def timed_rounds(fns: dict[str, Callable[[], object]], runs: int, warmup: int = 2,
+                 pause_s: float = 0.02) -> dict[str, float]:
+    """Median wall time (ms) of each of `fns`, timed in `runs` rounds that call each once, in turn, after
+    `warmup` untimed rounds. Interleaving keeps ratios between them honest on a machine whose speed drifts.
+    A `pause_s` sleep before each call lets the previous call's worker threads (torch's OpenMP threads spin
+    after each op) go idle, so one call's threads do not slow the next one's."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(runs):
+        for k, fn in fns.items():
+            time.sleep(pause_s)
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) * 1e3 for k, v in times.items()}
+
+
+GEMM_N = 1024
+
+
+def gemm_call(n: int = GEMM_N) -> Callable[[], object]:
+    """One fp32 n x n matrix multiply (2 n^3 FLOPs) at the current thread count, as a call to time."""
     a, b = torch.randn(n, n), torch.randn(n, n)
-    ms = timed(lambda: torch.mm(a, b), runs)
-    return 2 * n**3 / (ms / 1e3) / 1e9
+    return lambda: torch.mm(a, b)
 
 
 def model_flops(model: torch.nn.Module, hw: tuple[int, int]) -> int:
@@ -119,9 +143,10 @@ def frames(folder: Path, size: tuple[int, int], n: int, seed0: int) -> list[Imag
 
 
 def pipeline_figures(pred: Predictor, naive: NaivePipeline, imgs: list[Image.Image], runs: int,
-                     reference: bool = True) -> dict:
+                     reference: bool = True, gemm: bool = False) -> dict:
     """forward/predict/predict_full ms on imgs[0], agreement with the naive pipeline over all of imgs; with
-    `reference`, also model_forward_ms and naive_ms (they do not depend on the Predictor's backend)."""
+    `reference`, also model_forward_ms and naive_ms (they do not depend on the Predictor's backend); with
+    `gemm`, gemm_gflop_s. All timed in the same interleaved rounds (`timed_rounds`)."""
     img = imgs[0]
     h, w = model_size(img.height, img.width, pred.input_size)
     x = torch.randn(1, 3, h, w, device=pred.device).contiguous(memory_format=torch.channels_last)
@@ -146,16 +171,15 @@ def pipeline_figures(pred: Predictor, naive: NaivePipeline, imgs: list[Image.Ima
         a, b = pred.predict(im), naive.labels(im)
         same += int((a == b).sum())
         total += a.size
-    out = {
-        "forward_ms": timed(forward, runs),
-        "predict_ms": timed(predict, runs),
-        "predict_full_ms": timed(lambda: pred.predict_full(img), runs),
-        "agreement": same / total,
-        "model_hw": [h, w],
-    }
+    fns = {"forward_ms": forward, "predict_ms": predict, "predict_full_ms": lambda: pred.predict_full(img)}
     if reference:
-        out["model_forward_ms"] = timed(model_forward, runs)
-        out["naive_ms"] = timed(lambda: naive(img), runs)
+        fns.update(model_forward_ms=model_forward, naive_ms=lambda: naive(img))
+    if gemm:
+        fns["gemm_ms"] = gemm_call()
+    out = timed_rounds(fns, runs)
+    if gemm:
+        out["gemm_gflop_s"] = 2 * GEMM_N**3 / (out.pop("gemm_ms") / 1e3) / 1e9
+    out.update(agreement=same / total, model_hw=[h, w])
     return out
 
 
@@ -258,15 +282,14 @@ def run(checkpoint: Path, quick: bool, data: Path = DEFAULT_DATA, kitti: Path = 
     res["backends"] = {}
     for name, p in preds.items():
         ref = p is pred  # backend-independent references once, with the default
-        fig = pipeline_figures(p, naive, val, runs, reference=ref)
+        fig = pipeline_figures(p, naive, val, runs, reference=ref, gemm=ref)
         fig.update({f"{k}_kitti": v for k, v in pipeline_figures(p, naive, kit, max(3, runs // 2), reference=ref).items()})
         fig["precision"] = p.precision
         if ref:
             res.update(fig)
-        res["backends"][name] = {k: v for k, v in fig.items() if not k.startswith(("model_", "naive_"))}
+        res["backends"][name] = {k: v for k, v in fig.items() if not k.startswith(("model_", "naive_", "gemm_"))}
     flops = model_flops(model_from_checkpoint(ckpt), (th, tw))
     res["gflops"] = flops / 1e9
-    res["gemm_gflop_s"] = gemm_gflops()
     res["flop_limit_ms"] = flops / (res["gemm_gflop_s"] * 1e9) * 1e3
     if cuda:
         res.update(cuda_figures(checkpoint, naive, val, kit, runs, quick))

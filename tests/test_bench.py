@@ -1,10 +1,13 @@
 """seg.bench measurement functions on a tiny checkpoint: sane relationships only, no timed assertions."""
+import time
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from seg.bench import NaivePipeline, cpu_backends, cpu_name, format_table, frames, model_flops, pipeline_figures, timed
+from seg.bench import (NaivePipeline, cpu_backends, cpu_name, format_table, frames, model_flops, pipeline_figures, timed,
+                       timed_rounds)
 from seg.checkpoint import load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
 from seg.classes import VISTAS
 from seg.model import create_model
@@ -39,9 +42,10 @@ def test_pipeline_figures_relationships(ckpt_path, backend):
         pytest.importorskip("onnxruntime")
     pred = Predictor(ckpt_path, device="cpu", precision="fp32", backend=backend)
     naive = NaivePipeline(load_checkpoint(ckpt_path))
-    r = pipeline_figures(pred, naive, _imgs((64, 48), 2), runs=1)
+    r = pipeline_figures(pred, naive, _imgs((64, 48), 2), runs=1, gemm=True)
     assert r["agreement"] > 0.99  # same weights, same geometry at the trained size, fp32
-    assert all(r[k] > 0 for k in ("forward_ms", "model_forward_ms", "predict_ms", "predict_full_ms", "naive_ms"))
+    assert all(r[k] > 0 for k in ("forward_ms", "model_forward_ms", "predict_ms", "predict_full_ms", "naive_ms", "gemm_gflop_s"))
+    assert "gemm_ms" not in r
     lean = pipeline_figures(pred, naive, _imgs((64, 48), 1), runs=1, reference=False)
     assert "naive_ms" not in lean and "model_forward_ms" not in lean and lean["agreement"] > 0.99
     assert r["model_hw"] == [48, 64]
@@ -56,6 +60,11 @@ def test_flops_timed_and_frames(ckpt_path, tmp_path):
     assert f1 > 0 and 3.5 < f2 / f1 < 4.5  # conv FLOPs scale with pixel count
     calls = []
     assert timed(lambda: calls.append(1), runs=3, warmup=2) >= 0 and len(calls) == 5
+    order = []
+    got = timed_rounds({"a": lambda: order.append("a"), "b": lambda: (order.append("b"), time.sleep(0.01))}, runs=3,
+                       warmup=1, pause_s=0)
+    assert order == ["a", "b"] * 4  # interleaved: one call of each per round, warm-up round included
+    assert set(got) == {"a", "b"} and got["b"] >= 10 and got["a"] < got["b"]  # each call timed as its own
     Image.new("RGB", (20, 10)).save(tmp_path / "a.png")
     got = frames(tmp_path, (40, 12), 1, 0)
     assert len(got) == 1 and got[0].size == (40, 12)
