@@ -11,6 +11,8 @@ behind flop_limit_ms is timed in the same rounds as the 512x384 frame.
 - forward_ms: the deployed network alone, `Predictor.forward` (folded, channels_last, its precision, up to
   the low-res logits); model_forward_ms: the same weights through the model's own torch forward;
 - predict_ms: Predictor end to end, PIL image in -> full-size label map and overlay out;
+- input_ms, labels_ms, picture_ms: predict's parts besides the network, on the same frame: image -> model
+  input, low-res logits -> full-size labels (`upsample_argmax`), labels -> palette PNG and overlay;
 - predict_full_ms: `Predictor.predict_full`, the app's path (labels and confidence map);
 - naive_ms: the same weights through the pipeline a user would write from the torchvision docs;
 - agreement: fraction of pixels where predict and naive give the same class (validation frames);
@@ -171,7 +173,15 @@ def pipeline_figures(pred: Predictor, naive: NaivePipeline, imgs: list[Image.Ima
         a, b = pred.predict(im), naive.labels(im)
         same += int((a == b).sum())
         total += a.size
-    fns = {"forward_ms": forward, "predict_ms": predict, "predict_full_ms": lambda: pred.predict_full(img)}
+    # predict's parts besides the network, on the real frame: input conversion, label upsample, picture out
+    real_x = pred.model_input(img)
+    with torch.inference_mode():
+        real_low = pred.forward(real_x)
+    labels = pred.predict(img)
+    fns = {"forward_ms": forward, "predict_ms": predict, "predict_full_ms": lambda: pred.predict_full(img),
+           "input_ms": lambda: pred.model_input(img),
+           "labels_ms": lambda: pred._labels(real_low, real_x.shape[-2:]),
+           "picture_ms": lambda: (to_label_png(labels, pred.classes), overlay_image(img, labels, pred.classes))}
     if reference:
         fns.update(model_forward_ms=model_forward, naive_ms=lambda: naive(img))
     if gemm:
@@ -339,22 +349,23 @@ def format_table(res: dict) -> str:
     versions = f"torch {res['torch']}" + (f", onnxruntime {res['onnxruntime']}" if res.get("onnxruntime") else "")
     lines = [f"{res['arch']} on {res.get('cpu', '?')}, {res['threads']} threads ({versions})",
              f"default backend: {res['backend']} ({res['precision']})",
-             f"{'':<28}{'frame ' + 'x'.join(map(str, res['input_size'][::-1])):>16}{'KITTI 1242x375':>18}"]
-    for k in ("forward_ms", "model_forward_ms", "predict_ms", "predict_full_ms", "naive_ms", "agreement",
-              "naive_over_predict", "predict_over_forward", "predict_full_over_predict"):
-        lines.append(f"{k:<28}{f(res.get(k)):>16}{f(res.get(k + '_kitti')):>18}")
+             f"{'':<34}{'frame ' + 'x'.join(map(str, res['input_size'][::-1])):>16}{'KITTI 1242x375':>18}"]
+    for k in ("forward_ms", "model_forward_ms", "predict_ms", "input_ms", "labels_ms", "picture_ms",
+              "predict_full_ms", "naive_ms", "agreement", "naive_over_predict", "predict_over_forward",
+              "predict_full_over_predict"):
+        lines.append(f"{k:<34}{f(res.get(k)):>16}{f(res.get(k + '_kitti')):>18}")
     for name, fig in res.get("backends", {}).items():
         for k in ("forward_ms", "predict_ms", "predict_full_ms", "agreement"):
             label = f"{name} ({fig['precision']}) {k}"
-            lines.append(f"{label:<28}{f(fig.get(k)):>16}{f(fig.get(k + '_kitti')):>18}")
+            lines.append(f"{label:<34}{f(fig.get(k)):>16}{f(fig.get(k + '_kitti')):>18}")
     for k in ("cuda_forward_ms", "cuda_predict_ms", "cuda_agreement"):
         if k in res:
-            lines.append(f"{k:<28}{f(res[k]):>16}{f(res.get(k + '_kitti')):>18}")
+            lines.append(f"{k:<34}{f(res[k]):>16}{f(res.get(k + '_kitti')):>18}")
     for k in ("gflops", "gemm_gflop_s", "flop_limit_ms", "predict_over_flop_limit", "train_img_s", "loader_img_s",
               "loader_over_train", "synth_img_s", "cuda_device", "cuda_precision", "cuda_train_img_s",
               "train_error", "loader_error", "synth_error", "cuda_train_error"):
         if k in res:
-            lines.append(f"{k:<28}{f(res[k]):>16}")
+            lines.append(f"{k:<34}{f(res[k]):>16}")
     return "\n".join(lines)
 
 

@@ -44,7 +44,8 @@ def test_pipeline_figures_relationships(ckpt_path, backend):
     naive = NaivePipeline(load_checkpoint(ckpt_path))
     r = pipeline_figures(pred, naive, _imgs((64, 48), 2), runs=1, gemm=True)
     assert r["agreement"] > 0.99  # same weights, same geometry at the trained size, fp32
-    assert all(r[k] > 0 for k in ("forward_ms", "model_forward_ms", "predict_ms", "predict_full_ms", "naive_ms", "gemm_gflop_s"))
+    assert all(r[k] > 0 for k in ("forward_ms", "model_forward_ms", "predict_ms", "predict_full_ms", "naive_ms", "gemm_gflop_s",
+                                  "input_ms", "labels_ms", "picture_ms"))
     assert "gemm_ms" not in r
     lean = pipeline_figures(pred, naive, _imgs((64, 48), 1), runs=1, reference=False)
     assert "naive_ms" not in lean and "model_forward_ms" not in lean and lean["agreement"] > 0.99
