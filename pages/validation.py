@@ -56,7 +56,9 @@ def show_ab_frame(image, truth, labels, labels_b, score, score_b, i) -> None:
 
 
 ctx = app_ui.context()
-app_ui.header("Validation", "The loaded checkpoint against ground truth: scores for the split, then each frame "
+app_ui.header("Validation", "Two checkpoints against ground truth: scores for the split, then each frame as "
+                            "original | A | B | ground truth | where A and B disagree." if ctx.compare else
+                            "The loaded checkpoint against ground truth: scores for the split, then each frame "
                             "as original | prediction | ground truth | errors in the class palette.")
 pred = app_ui.predictor(ctx)
 app_ui.stop_unless(ctx, "data")
@@ -106,7 +108,8 @@ frames = result["frames"]
 with tab_frames:
     present = sorted({i for f in frames for i in appdata.frame_class_ids(f, classes)})
     f1, f2, f3, f4 = st.columns([1.4, 1.4, 0.8, 0.8])
-    order = f1.selectbox("Sort", appdata.SORT_ORDERS, key="val_order", disabled=bool(missing),
+    order = f1.selectbox("Sort", appdata.SORT_ORDERS + (appdata.AB_SORT_ORDERS if cmp else ()), key="val_order",
+                         disabled=bool(missing),
                          help="Sorting by score waits until every frame is scored; meanwhile frames come in file order.")
     wanted = f2.selectbox("Frames containing", [None, *present], key="val_class",
                           format_func=lambda i: "any class" if i is None else classes.readable[i])
@@ -115,7 +118,7 @@ with tab_frames:
         order, wanted = "file name", None
         rows = [{"stem": p.stem, "index": i} for i, (p, _) in enumerate(ds.pairs[:limit])]
     else:
-        rows = appdata.select_frames(frames, order, wanted, classes)
+        rows = appdata.select_frames(frames, order, wanted, classes, result_b["frames"] if cmp else None)
     pages = appdata.n_pages(len(rows), per_page)
     page = f4.number_input(f"Page (of {pages})", 1, pages, 1, key="val_page")
     g1, g2, g3, g4 = st.columns([1.1, 1.1, 1.2, 2.6])

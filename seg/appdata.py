@@ -183,14 +183,18 @@ def stem_of(name: str) -> str:
 # ---- validation frames -------------------------------------------------------------------------------
 
 SORT_ORDERS = ("worst mIoU first", "best mIoU first", "worst pixel acc first", "file name")
+AB_SORT_ORDERS = ("B - A mIoU: B loses most first", "B - A mIoU: B gains most first")  # A/B mode adds these
 
 
 def select_frames(
-    frames: list[dict], order: str, class_id: int | None = None, classes: ClassTable | None = None
+    frames: list[dict], order: str, class_id: int | None = None, classes: ClassTable | None = None,
+    frames_b: list[dict] | None = None,
 ) -> list[dict]:
     """Filter evaluated frames to those listing `class_id` (needs `classes`), then sort by `order`.
 
-    `frames` are seg.evaluate rows: {stem, pixel_acc, miou, classes (ids or names present)}.
+    `frames` are seg.evaluate rows: {stem, pixel_acc, miou, classes (ids or names present)}; `frames_b`
+    the same frames scored by checkpoint B (A/B mode), needed by the AB_SORT_ORDERS, which sort by B's
+    frame mIoU minus A's (frames where either has no mIoU last).
     """
     if class_id is None:
         rows = frames
@@ -208,7 +212,18 @@ def select_frames(
         return sorted(rows, key=lambda f: (num(f["pixel_acc"]), f["stem"]))
     if order == "file name":
         return sorted(rows, key=lambda f: f["stem"])
-    raise ValueError(f"unknown order {order!r}; valid: {', '.join(SORT_ORDERS)}")
+    if order in AB_SORT_ORDERS:
+        if frames_b is None:
+            raise ValueError(f"order {order!r} needs the frames scored by B")
+        b_miou = {f["stem"]: f["miou"] for f in frames_b}
+        sign = 1 if order == AB_SORT_ORDERS[0] else -1
+
+        def delta(f):
+            a, b = f["miou"], b_miou.get(f["stem"])
+            return (0, sign * (b - a), f["stem"]) if a is not None and b is not None else (1, 0.0, f["stem"])
+
+        return sorted(rows, key=delta)
+    raise ValueError(f"unknown order {order!r}; valid: {', '.join(SORT_ORDERS + AB_SORT_ORDERS)}")
 
 
 def page_of(rows: list, page: int, per_page: int) -> list:

@@ -312,6 +312,13 @@ def test_frame_selection_and_paging():
     assert [f["stem"] for f in with_sky] == ["f1", "f3"]
     assert appdata.page_of(list(range(10)), 3, 4) == [8, 9] and appdata.page_of(list(range(10)), 9, 4) == [8, 9]
     assert appdata.n_pages(0, 4) == 1 and appdata.n_pages(9, 4) == 3
+    # A/B: B's mIoU minus A's; f0: -0.4, f1: +0.1, f2: 0, f3: +0.3, f4: no score for B (last either way)
+    frames_b = [{"stem": s, "miou": m} for s, m in [("f0", 0.1), ("f1", 0.5), ("f2", 0.3), ("f3", 0.5), ("f4", None)]]
+    loses, gains = appdata.AB_SORT_ORDERS
+    assert [f["stem"] for f in appdata.select_frames(frames, loses, frames_b=frames_b)] == ["f0", "f2", "f1", "f3", "f4"]
+    assert [f["stem"] for f in appdata.select_frames(frames, gains, frames_b=frames_b)] == ["f3", "f1", "f2", "f0", "f4"]
+    with pytest.raises(ValueError, match="needs the frames scored by B"):
+        appdata.select_frames(frames, loses)
 
 
 def test_confusion_view_is_row_normalised_over_present_classes():

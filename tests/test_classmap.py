@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import torch
 from PIL import Image
 
 from conftest import write_vistas
+from seg import appdata
 from seg import train as T
 from seg.checkpoint import load_checkpoint, model_from_checkpoint
 from seg.classes import IGNORE_INDEX, VISTAS, ClassTable
@@ -218,6 +220,24 @@ def test_app_ab_mode_compares_the_lanes_model_with_a_66_class_model(lanes_run, t
     assert row["B − A"] == pytest.approx(row["B"] - row["A"])
     assert "A → B" in "\n".join(str(e.value) for e in at.caption)  # each frame's classes, both IoUs
     assert any("A and B disagree on" in c for c in _image_captions(at))
+    assert "original | A | B | ground truth" in "\n".join(str(e.value) for e in at.caption)
+    # Sorted by B's frame mIoU minus A's, B's worst frame first: the order the two scorings give.
+    (order,) = [s for s in at.selectbox if s.label == "Sort"]
+    order.set_value("B - A mIoU: B loses most first").run()
+    assert not at.exception, at.exception
+    per_frame = {}
+    for line in (str(m.value) for m in at.markdown):
+        m = re.match(r"\*\*(\S+)\*\* &nbsp; mIoU A ([\d.]+)% · B ([\d.]+)%", line)
+        if m:
+            per_frame[m.group(1)] = float(m.group(3)) - float(m.group(2))
+    shown = list(per_frame)
+    assert len(shown) >= 2 and [per_frame[k] for k in shown] == sorted(per_frame.values())
+    (b,) = [s for s in at.sidebar.selectbox if s.label == "Compare with (A/B)"]
+    b.set_value(None).run()  # A/B off with an A/B sort chosen: the page falls back to a plain order
+    assert not at.exception, at.exception
+    (order,) = [s for s in at.selectbox if s.label == "Sort"]
+    assert order.value in appdata.SORT_ORDERS
+    b.set_value("demo · model.pt").run()
 
     at.switch_page("pages/inference.py").run()
     assert not at.exception, at.exception
