@@ -385,12 +385,19 @@ class Predictor:
         for idx in groups.values():
             for k in range(0, len(idx), max(1, int(batch_size))):
                 chunk = idx[k:k + max(1, int(batch_size))]
-                x = torch.cat([self.model_input(images[i]) for i in chunk]).contiguous(memory_format=torch.channels_last)
+                x = self._batch([self.model_input(images[i]) for i in chunk])
                 with torch.inference_mode():
                     low = self.forward(x)  # (B, C, h', w')
                     for j, i in enumerate(chunk):
                         out[i] = self._to_size(self._labels(low[j:j + 1], x.shape[-2:]), images[i].size, Image.NEAREST)
         return out
+
+    def _batch(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        """Model inputs of one size -> one batch: NCHW numpy-backed for onnxruntime (no torch op, whose
+        spinning threads slow the next run), channels_last for torch."""
+        if self._onnx is not None:
+            return torch.from_numpy(np.concatenate([x.numpy() for x in xs]))
+        return torch.cat(xs).contiguous(memory_format=torch.channels_last)
 
     def predict_full(self, img) -> Prediction:
         """Like `predict`, plus per-pixel confidence (max softmax probability) and the elapsed ms.
