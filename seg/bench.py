@@ -151,17 +151,19 @@ def pipeline_figures(pred: Predictor, naive: NaivePipeline, imgs: list[Image.Ima
     `gemm`, gemm_gflop_s. All timed in the same interleaved rounds (`timed_rounds`)."""
     img = imgs[0]
     h, w = model_size(img.height, img.width, pred.input_size)
-    x = torch.randn(1, 3, h, w, device=pred.device).contiguous(memory_format=torch.channels_last)
+    x = pred._batch([torch.randn(1, 3, h, w, device=pred.device)])  # in the backend's own layout, as predict feeds it
     sync = torch.cuda.synchronize if pred.device.type == "cuda" else (lambda: None)
 
     def forward():
         pred.forward(x)
         sync()
 
+    x_cl = x.contiguous(memory_format=torch.channels_last)  # the torch model's layout
+
     def model_forward():  # the model's own forward, incl. its upsample of all logit channels
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(pred.precision)
         with torch.inference_mode(), torch.autocast(pred.device.type, dtype or torch.bfloat16, enabled=dtype is not None):
-            pred.model(x)
+            pred.model(x_cl)
         sync()
 
     def predict():
