@@ -144,7 +144,11 @@ def first_argmax(values: np.ndarray) -> np.ndarray:
     """
     mask = (values == values.max(0)).view(np.uint8)
     np.multiply(mask, _REVERSED_IDS[:values.shape[0]], out=mask)
-    return 254 - mask.max(0)
+    lab = 254 - mask.max(0)
+    odd = lab >= values.shape[0]  # no maximum found: a column with a NaN (argmax returns the first NaN)
+    if odd.any():
+        lab[odd] = values[:, odd].argmax(0)
+    return lab
 
 
 def upsample_argmax(low: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
