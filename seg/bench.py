@@ -8,7 +8,7 @@ behind flop_limit_ms is timed in the same rounds as the 512x384 frame.
 - backend: the Predictor's default backend here (`--backend auto`), whose figures are the top-level keys;
   `backends` holds forward_ms / predict_ms / predict_full_ms / agreement (and *_kitti) of every CPU backend
   installed (torch, onnxruntime), measured in the same run;
-- forward_ms: the deployed network alone, `Predictor.forward` (folded, channels_last, its precision, up to
+- forward_ms: the deployed network alone, `Predictor.forward` (folded, its precision, its backend's input layout, up to
   the low-res logits); model_forward_ms: the same weights through the model's own torch forward;
 - predict_ms: Predictor end to end, PIL image in -> full-size label map and overlay out;
 - input_ms, labels_ms, picture_ms: predict's parts besides the network, on the same frame: image -> model
