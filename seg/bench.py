@@ -56,18 +56,6 @@ from .viz import overlay_image, to_label_png
 KITTI_SIZE = (1242, 375)  # (W, H)
 
 
-def timed(fn: Callable[[], object], runs: int, warmup: int = 2) -> float:
-    """Median wall time of `fn` in ms after `warmup` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
-
-
 class NaivePipeline:
     """The straightforward version: v2 transforms, fp32 model in default memory format, no_grad, argmax,
     nearest resize back, palette via putpalette, overlay via Image.blend. Nothing slowed down on purpose."""
