@@ -363,6 +363,13 @@ class Predictor:
             return upsample_argmax(low, hw)
         return upsample_argmax_t(low, hw).cpu().numpy()
 
+    def _confidence(self, low: torch.Tensor, hw: tuple[int, int]) -> np.ndarray:
+        """(1, C, h', w') logits -> (h, w) float32 max-softmax confidence at the model size, computed where
+        the logits are."""
+        if low.device.type == "cpu":
+            return confidence_map(low, hw)
+        return upsample_confidence(low, hw)[0].cpu().numpy()
+
     def scores(self, image: Image.Image) -> torch.Tensor:
         """(h, w, C) float32 logits at the image's model size: what the model's own forward returns."""
         x = self.model_input(image)
@@ -415,10 +422,7 @@ class Predictor:
         with torch.inference_mode():
             low = self.forward(x)  # (1, C, h', w')
             small = self._labels(low, x.shape[-2:])
-            if low.device.type == "cpu":
-                conf = confidence_map(low, x.shape[-2:])  # (h, w) float32
-            else:
-                conf = upsample_confidence(low, x.shape[-2:])[0].cpu().numpy()
+            conf = self._confidence(low, x.shape[-2:])  # (h, w) float32
         labels = self._to_size(small, image.size, Image.NEAREST)
         confidence = self._to_size(conf, image.size, Image.BILINEAR)
         return Prediction(labels, confidence, (time.perf_counter() - t0) * 1e3)
