@@ -183,25 +183,23 @@ def upsample_argmax(low: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     cand = lab.reshape(-1)[pix]  # (4, K): the corners' own classes are the candidates
     corners = flat.take(pix.reshape(-1), axis=1).reshape(c, 4, ky.size)  # (C, 4 corners, K)
     at = (cand[:, None, :], np.arange(4)[None, :, None], kk)  # [candidate s, corner q, cell]
-    cell = np.empty((20, ky.size), np.float32)
-    cell[:16] = corners[at].transpose(1, 0, 2).reshape(16, -1)  # row 4q + s: corner q's value of candidate s
+    cell = np.empty((4, 5, ky.size), np.float32)  # [corner q, s]: candidate s's value (s < 4), the bound (s = 4)
+    cell[:, :4] = corners[at].transpose(1, 0, 2)
     # Bound for every other class: each corner's best value outside the candidates, mixed like them. Each
     # float step (a product with a weight >= 0, a sum) is monotone, so a candidate at or above the mixed
     # bound is the argmax over all C classes.
     corners[at] = NO_CLASS
-    cell[16:] = corners.max(0)
+    cell[:, 4] = corners.max(0)
     # Along x, once per (cell, output column) pair: the cell's top and bottom rows at that column.
     (ry, ny), (rx, nx) = _spans(y0, h), _spans(x0, w)
     ncol = nx[kx]
     kc = np.repeat(kk, ncol)  # (P,) cell of each pair
     xs = rx[kx][kc] + (np.arange(kc.size) - np.repeat(np.cumsum(ncol) - ncol, ncol))
     b = wx[xs]
-    v = cell.take(kc, 1)  # (20, P)
+    v = cell.reshape(20, -1).take(kc, 1)  # (20, P): rows 5q + s
     pair = np.empty((10, kc.size), np.float32)  # top row: 4 candidates and the bound; bottom row likewise
-    pair[0:4] = (1 - b) * v[0:4] + b * v[4:8]
-    pair[4] = (1 - b) * v[16] + b * v[17]
-    pair[5:9] = (1 - b) * v[8:12] + b * v[12:16]
-    pair[9] = (1 - b) * v[18] + b * v[19]
+    pair[0:5] = (1 - b) * v[0:5] + b * v[5:10]  # corners 0, 1 (top left, top right)
+    pair[5:10] = (1 - b) * v[10:15] + b * v[15:20]  # corners 2, 3 (bottom left, bottom right)
     # Along y, per pixel: each pair covers its cell's rows.
     nrow = ny[ky][kc]
     q = np.repeat(np.arange(kc.size), nrow)  # (N,) pair of each pixel
