@@ -7,8 +7,8 @@ import sys
 
 import streamlit as st
 
-import app_ui
-from seg import appconfig
+from webapp import ui
+from webapp import config
 
 st.set_page_config(page_title="Street-scene segmentation", page_icon="🚦", layout="wide")
 
@@ -20,5 +20,5 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
-app_ui.sidebar(appconfig.load_config(sys.argv[1:]))
+ui.sidebar(config.load_config(sys.argv[1:]))
 page.run()

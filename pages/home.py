@@ -1,11 +1,14 @@
 """Home: what the workbench is, which model and data are in use (and what they are), this machine, next steps."""
 import streamlit as st
 
-import app_ui
-from seg import appconfig, appdata, provenance, runlog
+from webapp import ui
+from webapp import config
+from webapp import views
+from webapp import provenance
+from seg.train import runlog
 
-ctx = app_ui.context()
-app_ui.header(
+ctx = ui.context()
+ui.header(
     "Street-scene segmentation workbench",
     "Semantic segmentation of street scenes with the Mapillary Vistas class table (66 classes): follow training, "
     "inspect validation frames against ground truth, and run the model on your own dashcam images.",
@@ -16,7 +19,7 @@ pred = None
 if ctx.checkpoint is None:
     st.warning(f"No usable checkpoint: {ctx.errors.get('checkpoint')}", icon=":material/warning:")
 else:
-    pred = app_ui.predictor(ctx)
+    pred = ui.predictor(ctx)
     meta = pred.meta
     origin = provenance.data_origin(meta.get("train_args"))
     h, w = meta.get("input_size") or (None, None)
@@ -31,7 +34,7 @@ else:
                    help="Recorded in the checkpoint by seg.train: the mean IoU over the classes present in its "
                         "validation frames, not over all the classes of the table.")
     st.markdown(f"**Architecture** `{meta.get('arch', '?')}` &nbsp;·&nbsp; **File** "
-                f"`{appconfig.display_path(ctx.checkpoint)}`")
+                f"`{config.display_path(ctx.checkpoint)}`")
     if origin["train"] is None:
         st.caption("The checkpoint does not record what it was trained on.")
     else:
@@ -50,13 +53,13 @@ c1, c2 = st.columns(2)
 with c1:
     st.markdown("**Dataset**")
     if ctx.data:
-        st.markdown(f"`{appconfig.display_path(ctx.data)}`")
-        splits = appdata.list_splits(ctx.data)
+        st.markdown(f"`{config.display_path(ctx.data)}`")
+        splits = views.list_splits(ctx.data)
         if splits:
             split = "validation" if "validation" in splits else splits[0]
             stamp = (ctx.data / split / "images").stat().st_mtime
             try:
-                n_cls, n_files = app_ui.classes_present(str(ctx.data), split, stamp)
+                n_cls, n_files = ui.classes_present(str(ctx.data), split, stamp)
                 kind = "synthetic renders" if provenance.is_bundled_synthetic(ctx.data) else "frames"
                 st.caption(f"{split}: {n_cls} classes have pixels in the labels of {n_files:,} {kind} "
                            f"(read from its label files).")
@@ -67,13 +70,13 @@ with c1:
 with c2:
     st.markdown("**Runs folder**")
     if ctx.runs:
-        st.markdown(f"`{appconfig.display_path(ctx.runs)}` · {len(runs)} run{'s' * (len(runs) != 1)} found")
+        st.markdown(f"`{config.display_path(ctx.runs)}` · {len(runs)} run{'s' * (len(runs) != 1)} found")
     else:
         st.markdown(f":red[{ctx.errors.get('runs')}]")
 
 if pred is not None:
     st.subheader("This machine")
-    speed = app_ui.machine_speed(pred, app_ui.model_key(pred))
+    speed = ui.machine_speed(pred, ui.model_key(pred))
     m = st.columns([0.8, 1.6, 0.8, 1.2, 1.2])  # room for "onnxruntime" at metric size
     m[0].metric("Device", speed["device"].upper(), help=speed["name"])
     m[1].metric("Backend", speed["backend"],

@@ -1,29 +1,32 @@
 """Inference: segment uploaded frames and clips or the bundled samples; views, legend, downloads."""
 import streamlit as st
 
-import app_components
-import app_ui
-import app_video
-from seg import appdata, appmodels, appvideo, provenance
+from webapp import components
+from webapp import ui
+from webapp import clip_panel
+from webapp import views
+from webapp import models
+from webapp import clips
+from webapp import provenance
 from seg.data import DataError, list_images
 
-ctx = app_ui.context()
-max_mb = appdata.MAX_FRAME_MB
+ctx = ui.context()
+max_mb = views.MAX_FRAME_MB
 samples_synthetic = provenance.is_bundled_synthetic(ctx.config.samples)
-app_ui.header("Inference", "Drop dashcam frames or clips, or pick a bundled sample; each frame is segmented by the "
+ui.header("Inference", "Drop dashcam frames or clips, or pick a bundled sample; each frame is segmented by the "
                            "loaded checkpoint.")
-pred = app_ui.predictor(ctx)
+pred = ui.predictor(ctx)
 classes = pred.classes
-ab = app_ui.predictor_b(ctx)  # (B's predictor, Comparison) when a checkpoint is picked as B, else None
+ab = ui.predictor_b(ctx)  # (B's predictor, Comparison) when a checkpoint is picked as B, else None
 if ab:
-    name_a, name_b = app_ui.ab_names(ctx)
+    name_a, name_b = ui.ab_names(ctx)
     st.info(f"A/B: each frame through **{name_a}** (A) and **{name_b}** (B), each shown in its own classes, "
             f"and where they disagree in the {len(ab[1].table)} classes they share. Clips use A.",
             icon=":material/compare:")
 
 uploads = st.file_uploader(
-    f"Frames (jpg, jpeg, png, webp, bmp; up to {max_mb} MB and {appdata.MAX_UPLOAD_PIXELS / 1e6:g} million "
-    "pixels each)", type=appdata.UPLOAD_TYPES, accept_multiple_files=True, key="inf_uploads", max_upload_size=max_mb,
+    f"Frames (jpg, jpeg, png, webp, bmp; up to {max_mb} MB and {views.MAX_UPLOAD_PIXELS / 1e6:g} million "
+    "pixels each)", type=views.UPLOAD_TYPES, accept_multiple_files=True, key="inf_uploads", max_upload_size=max_mb,
     help="Several files at once; extensions in any case (.JPG works). Larger images are refused from their header, "
          "before decoding.")
 try:
@@ -40,11 +43,11 @@ if samples_synthetic:
                "on, framed like KITTI: they show what the model learned, not how it does on real dashcam photos "
                "(expect much worse there; train on real Vistas for real use).")
 clip_uploads = st.file_uploader(
-    f"Clips (mp4, mov, avi, mkv, webm; up to {appvideo.MAX_CLIP_MB} MB, the first {appvideo.MAX_CLIP_FRAMES} frames "
-    "are segmented)", type=appvideo.CLIP_TYPES, accept_multiple_files=True, key="inf_clip_uploads",
-    max_upload_size=appvideo.MAX_CLIP_MB,
+    f"Clips (mp4, mov, avi, mkv, webm; up to {clips.MAX_CLIP_MB} MB, the first {clips.MAX_CLIP_FRAMES} frames "
+    "are segmented)", type=clips.CLIP_TYPES, accept_multiple_files=True, key="inf_clip_uploads",
+    max_upload_size=clips.MAX_CLIP_MB,
     help="Segmented frame by frame into an H.264 clip with the classes listed in a corner.")
-sample_clips = appvideo.list_clips(ctx.config.samples)
+sample_clips = clips.list_clips(ctx.config.samples)
 picked_clips = st.multiselect("Sample clips", [p.name for p in sample_clips], key="inf_clips",
                               disabled=not sample_clips, placeholder="Choose a sample clip (segmented on demand)")
 
@@ -60,33 +63,33 @@ outlines = c5.toggle("Outlines", value=False, key="inf_outline",
 
 frames = [(u.name, u.getvalue(), False) for u in (uploads or [])]
 frames += [(p.name, p.read_bytes(), True) for p in samples if p.name in picked]
-clips = [(u.name, u.getvalue()) for u in (clip_uploads or [])]
-clips += [(p.name, p.read_bytes()) for p in sample_clips if p.name in picked_clips]
-if not frames and not clips:
-    st.info("Drop one or more images or clips above, or choose a sample.", icon=":material/upload:")
+clip_inputs = [(u.name, u.getvalue()) for u in (clip_uploads or [])]
+clip_inputs += [(p.name, p.read_bytes()) for p in sample_clips if p.name in picked_clips]
+if not frames and not clip_inputs:
+    st.info("Drop one or more images or clip_inputs above, or choose a sample.", icon=":material/upload:")
     st.stop()
-app_video.show(pred, app_ui.model_key(pred), clips)
+clip_panel.show(pred, ui.model_key(pred), clip_inputs)
 
 
 
 def show_b(i: int, name: str, data: bytes, res) -> None:
     """B's segmentation of the frame beside A's, and the pixels where they disagree (A/B mode)."""
     pred_b, cmp = ab
-    res_b = app_ui.infer(pred_b, app_ui.model_key(pred_b), name, data)
-    if isinstance(res_b, appdata.InferenceFailure):
+    res_b = ui.infer(pred_b, ui.model_key(pred_b), name, data)
+    if isinstance(res_b, views.InferenceFailure):
         st.error(f"B: {res_b.message}", icon=":material/broken_image:")
         return
-    diff, share = appmodels.disagreement(res.image, cmp.fold(res.labels, "a"), cmp.fold(res_b.labels, "b"))
-    cols = [st.container() for _ in range(3)] if appdata.is_wide(res.image.shape) else st.columns(3)
+    diff, share = models.disagreement(res.image, cmp.fold(res.labels, "a"), cmp.fold(res_b.labels, "b"))
+    cols = [st.container() for _ in range(3)] if views.is_wide(res.image.shape) else st.columns(3)
     with cols[0]:
-        app_components.pixel_inspector(appdata.mask_view(res.labels, classes), res.labels, classes.readable,
+        components.pixel_inspector(views.mask_view(res.labels, classes), res.labels, classes.readable,
                                        f"A · {name_a} (hover)", key=f"inf_inspect_a_{i}_{name}")
     with cols[1]:
-        app_components.pixel_inspector(appdata.mask_view(res_b.labels, pred_b.classes), res_b.labels,
+        components.pixel_inspector(views.mask_view(res_b.labels, pred_b.classes), res_b.labels,
                                        pred_b.classes.readable, f"B · {name_b} (hover)", key=f"inf_inspect_b_{i}_{name}")
     cols[2].image(diff, caption=f"A and B disagree on {share:.1%} of pixels (magenta)", width="stretch")
     st.caption(f"B · {name_b}: {res_b.ms:.0f} ms")
-    app_ui.legend_chips(res_b.legend)
+    ui.legend_chips(res_b.legend)
 
 
 batch = {}  # file name in the zip -> PNG bytes, for "Download all"
@@ -94,45 +97,45 @@ all_slot = st.empty()
 for i, (name, data, is_sample) in enumerate(frames):
     st.divider()
     try:
-        res = app_ui.infer(pred, app_ui.model_key(pred), name, data)
+        res = ui.infer(pred, ui.model_key(pred), name, data)
     except Exception as e:  # noqa: BLE001 — one bad frame must not take the others down
-        res = appdata.InferenceFailure(name, f"{name}: could not be segmented ({type(e).__name__}: {e})")
-    if isinstance(res, appdata.InferenceFailure):
+        res = views.InferenceFailure(name, f"{name}: could not be segmented ({type(e).__name__}: {e})")
+    if isinstance(res, views.InferenceFailure):
         st.error(res.message, icon=":material/broken_image:")
         continue
     h, w = res.labels.shape
-    wide = appdata.is_wide(res.image.shape)
+    wide = views.is_wide(res.image.shape)
     st.markdown(f"**{name}**" + (" · synthetic sample" if is_sample and samples_synthetic else ""))
     st.caption(f"{w}×{h} px · inference {res.ms:.0f} ms on this machine (labels + confidence; see Home)")
     if res.note:
         st.caption(res.note)
-    mask = appdata.mask_view(res.labels, classes)
-    overlay = appdata.overlay_view(res.image, res.labels, classes, alpha)
+    mask = views.mask_view(res.labels, classes)
+    overlay = views.overlay_view(res.image, res.labels, classes, alpha)
     if outlines:
-        mask, overlay = appdata.outline(mask, res.labels), appdata.outline(overlay, res.labels)
+        mask, overlay = views.outline(mask, res.labels), views.outline(overlay, res.labels)
     inspect = dict(labels=res.labels, names=classes.readable, confidence=res.confidence, key=f"inf_inspect_{i}_{name}")
     if view == "Side by side":
         cols = [st.container() for _ in range(3)] if wide else st.columns(3)
         cols[0].image(res.image, caption="Input", width="stretch")
         cols[1].image(mask, caption="Segmentation map", width="stretch")
         with cols[2]:
-            app_components.pixel_inspector(overlay, caption=f"Overlay ({alpha:.0%}) · hover for a readout", **inspect)
+            components.pixel_inspector(overlay, caption=f"Overlay ({alpha:.0%}) · hover for a readout", **inspect)
     elif view == "Overlay":
-        app_components.pixel_inspector(overlay, caption=f"Overlay ({alpha:.0%}) · hover for a readout", **inspect)
+        components.pixel_inspector(overlay, caption=f"Overlay ({alpha:.0%}) · hover for a readout", **inspect)
     else:
-        app_components.pixel_inspector(mask, caption="Segmentation map · hover for a readout", **inspect)
+        components.pixel_inspector(mask, caption="Segmentation map · hover for a readout", **inspect)
     if show_conf:
-        conf_rgb, unsure = appdata.confidence_view(res.confidence, threshold)
+        conf_rgb, unsure = views.confidence_view(res.confidence, threshold)
         caption = f"Confidence (white = sure, magenta < {threshold:.0%}: {unsure:.1%} of pixels)"
         if wide:
             st.image(conf_rgb, caption=caption, width="stretch")
         else:
             st.columns(3)[0].image(conf_rgb, caption=caption, width="stretch")
-    app_ui.legend_chips(res.legend)
+    ui.legend_chips(res.legend)
     if ab:
         show_b(i, name, data, res)
-    stem = appdata.stem_of(name)
-    label_png, overlay_png = appdata.label_png_bytes(res.labels, classes), appdata.png_bytes(overlay)
+    stem = views.stem_of(name)
+    label_png, overlay_png = views.label_png_bytes(res.labels, classes), views.png_bytes(overlay)
     batch[f"{i:03d}_{stem}_labels.png"], batch[f"{i:03d}_{stem}_overlay.png"] = label_png, overlay_png
     with st.container(horizontal=True):
         st.download_button("Label map (PNG)", label_png, f"{stem}_labels.png", "image/png", key=f"dl_lbl_{i}_{name}",
@@ -143,5 +146,5 @@ for i, (name, data, is_sample) in enumerate(frames):
 
 if len(batch) > 2:
     all_slot.download_button(f"Download all ({len(batch) // 2} frames: label maps and overlays, zip)",
-                             appdata.zip_bytes(batch), "segmentation.zip", "application/zip", key="dl_all",
+                             views.zip_bytes(batch), "segmentation.zip", "application/zip", key="dl_all",
                              on_click="ignore", icon=":material/folder_zip:", width="content")

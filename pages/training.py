@@ -1,14 +1,15 @@
 """Training: loss curves of one or more runs, validation metrics and learning rate, a summary per run."""
 import streamlit as st
 
-import app_components
-import app_ui
-from seg import figures, runlog
+from webapp import components
+from webapp import ui
+from webapp import figures
+from seg.train import runlog
 
 REFRESH_S = 5.0
 
-ctx = app_ui.context()
-app_ui.header("Training progress", "Curves read from each run's metrics.jsonl; a run still writing its log refreshes by itself.")
+ctx = ui.context()
+ui.header("Training progress", "Curves read from each run's metrics.jsonl; a run still writing its log refreshes by itself.")
 
 # The bundled run first, then every run below the runs folder (the bundled one only once).
 candidates = {}
@@ -47,7 +48,7 @@ def charts():
     runs, problems = [], []
     for name in chosen:
         try:
-            runs.append(app_ui.load_run(by_name[name], name))
+            runs.append(ui.load_run(by_name[name], name))
         except (OSError, runlog.RunLogError) as e:
             problems.append(str(e))
     for p in problems:
@@ -68,10 +69,10 @@ def charts():
     st.session_state["_train_colors"] = colors
     tags = {"chart_loss": f"{x_axis}|{'log' if log_y else 'linear'}", "chart_miou": x_axis, "chart_acc": x_axis,
             "chart_lr": x_axis}
-    zoom = app_components.keep_zoom(tags, key="train_zoom")
+    zoom = components.keep_zoom(tags, key="train_zoom")
 
     def chart(where, fig, key):
-        where.plotly_chart(figures.with_ranges(fig, *app_components.ranges_for(zoom, key, tags[key])), key=key,
+        where.plotly_chart(figures.with_ranges(fig, *components.ranges_for(zoom, key, tags[key])), key=key,
                            width="stretch")
 
     chart(st, figures.loss_figure(runs, smoothing, log_y, x_axis, colors), "chart_loss")

@@ -2,9 +2,13 @@
 with a checkpoint picked as B in the sidebar (A/B), both models side by side with where they disagree."""
 import streamlit as st
 
-import app_components
-import app_ui
-from seg import appdata, appmodels, classmap, figures, provenance
+from webapp import components
+from webapp import ui
+from webapp import views
+from webapp import models
+from seg import classmap
+from webapp import figures
+from webapp import provenance
 from seg.data import DataError
 from seg.paths import printable
 
@@ -31,48 +35,48 @@ def show_ab_frame(image, truth, labels, labels_b, score, score_b, i) -> None:
     st.markdown(f"**{score.stem}** &nbsp; mIoU A {pct(score.miou)} · B {pct(score_b.miou)} &nbsp; "
                 f"pixel accuracy A {pct(score.pixel_acc)} · B {pct(score_b.pixel_acc)}")
     if as_overlay:
-        views = [appdata.overlay_view(image, x, classes, alpha, only) for x in (labels, labels_b, truth)]
+        panels = [views.overlay_view(image, x, classes, alpha, only) for x in (labels, labels_b, truth)]
     else:
-        views = [appdata.mask_view(x, classes, only) for x in (labels, labels_b, truth)]
+        panels = [views.mask_view(x, classes, only) for x in (labels, labels_b, truth)]
     if outlines:
-        views = [appdata.outline(v, x) for v, x in zip(views, (labels, labels_b, truth))]
-    diff, share = appmodels.disagreement(image, labels, labels_b)
-    cols = [st.container() for _ in range(5)] if appdata.is_wide(image.shape) else st.columns(5)
+        panels = [views.outline(v, x) for v, x in zip(panels, (labels, labels_b, truth))]
+    diff, share = models.disagreement(image, labels, labels_b)
+    cols = [st.container() for _ in range(5)] if views.is_wide(image.shape) else st.columns(5)
     cols[0].image(image, caption="Original", width="stretch")
     with cols[1]:
-        app_components.pixel_inspector(views[0], labels, classes.readable, f"A · {name_a} (hover)",
+        components.pixel_inspector(panels[0], labels, classes.readable, f"A · {name_a} (hover)",
                                        key=f"val_inspect_a_{split}_{i}", truth=truth)
     with cols[2]:
-        app_components.pixel_inspector(views[1], labels_b, classes.readable, f"B · {name_b} (hover)",
+        components.pixel_inspector(panels[1], labels_b, classes.readable, f"B · {name_b} (hover)",
                                        key=f"val_inspect_b_{split}_{i}", truth=truth)
-    cols[3].image(views[2], caption="Ground truth", width="stretch")
+    cols[3].image(panels[2], caption="Ground truth", width="stretch")
     cols[4].image(diff, caption=f"A and B disagree on {share:.1%} of pixels (magenta)", width="stretch")
     ia, ib = store.frame_iou(i), store_b.frame_iou(i)
     keep = [c for c in dict.fromkeys([*ia, *ib]) if not only or c in only]
-    rows = appmodels.iou_table({c: ia.get(c) for c in keep}, {c: ib.get(c) for c in keep})
+    rows = models.iou_table({c: ia.get(c) for c in keep}, {c: ib.get(c) for c in keep})
     st.caption("Classes in this frame with their IoU here, A → B, where B loses most first:")
-    app_ui.legend_chips([{"name": classes.readable[r["class"]], "color": appdata.class_hex(classes, r["class"]),
+    ui.legend_chips([{"name": classes.readable[r["class"]], "color": views.class_hex(classes, r["class"]),
                           "text": f"{pct(r['a'])} → {pct(r['b'])}"} for r in rows])
 
 
-ctx = app_ui.context()
-app_ui.header("Validation", "Two checkpoints against ground truth: scores for the split, then each frame as "
+ctx = ui.context()
+ui.header("Validation", "Two checkpoints against ground truth: scores for the split, then each frame as "
                             "original | A | B | ground truth | where A and B disagree." if ctx.compare else
                             "The loaded checkpoint against ground truth: scores for the split, then each frame "
                             "as original | prediction | ground truth | errors in the class palette.")
-pred = app_ui.predictor(ctx)
-app_ui.stop_unless(ctx, "data")
-ab = app_ui.predictor_b(ctx)  # (B's predictor, Comparison) in A/B mode, else None
+pred = ui.predictor(ctx)
+ui.stop_unless(ctx, "data")
+ab = ui.predictor_b(ctx)  # (B's predictor, Comparison) in A/B mode, else None
 pred_b, cmp = ab if ab else (None, None)
 classes = cmp.table if cmp else pred.classes
 truth_space = cmp.truth if cmp else pred.meta.get("classmap")  # e.g. "lanes": ground truth folded by name
 if cmp:
-    name_a, name_b = app_ui.ab_names(ctx)
+    name_a, name_b = ui.ab_names(ctx)
     folded = " (folded into the lanes classes by name)" if cmp.map_a or cmp.map_b else ""
     st.info(f"A/B: **{name_a}** (A) and **{name_b}** (B) on the same frames, scored in one class table of "
             f"{len(classes)} classes{folded}.", icon=":material/compare:")
 
-splits = appdata.list_splits(ctx.data)
+splits = views.list_splits(ctx.data)
 if not splits:
     st.error(f"{ctx.data}: no split folder with images/ and labels/ (Vistas layout)", icon=":material/error:")
     st.stop()
@@ -80,9 +84,9 @@ c1, c2, _ = st.columns([1, 1, 2])
 split = c1.selectbox("Split", splits, index=splits.index("validation") if "validation" in splits else 0, key="val_split")
 stamp = (ctx.data / split / "images").stat().st_mtime
 try:
-    ds = app_ui.dataset(str(ctx.data), split, stamp)
-    store = app_ui.val_scores(pred, ctx.data, split, stamp, cmp, "a")
-    store_b = app_ui.val_scores(pred_b, ctx.data, split, stamp, cmp, "b") if cmp else None
+    ds = ui.dataset(str(ctx.data), split, stamp)
+    store = ui.val_scores(pred, ctx.data, split, stamp, cmp, "a")
+    store_b = ui.val_scores(pred_b, ctx.data, split, stamp, cmp, "b") if cmp else None
 except (DataError, ValueError) as e:
     st.error(printable(e), icon=":material/error:")
     st.stop()
@@ -106,9 +110,9 @@ result_b = store_b.result(limit) if cmp else None
 frames = result["frames"]
 
 with tab_frames:
-    present = sorted({i for f in frames for i in appdata.frame_class_ids(f, classes)})
+    present = sorted({i for f in frames for i in views.frame_class_ids(f, classes)})
     f1, f2, f3, f4 = st.columns([1.4, 1.4, 0.8, 0.8])
-    order = f1.selectbox("Sort", appdata.SORT_ORDERS + (appdata.AB_SORT_ORDERS if cmp else ()), key="val_order",
+    order = f1.selectbox("Sort", views.SORT_ORDERS + (views.AB_SORT_ORDERS if cmp else ()), key="val_order",
                          disabled=bool(missing),
                          help="Sorting by score waits until every frame is scored; meanwhile frames come in file order.")
     wanted = f2.selectbox("Frames containing", [None, *present], key="val_class",
@@ -118,8 +122,8 @@ with tab_frames:
         order, wanted = "file name", None
         rows = [{"stem": p.stem, "index": i} for i, (p, _) in enumerate(ds.pairs[:limit])]
     else:
-        rows = appdata.select_frames(frames, order, wanted, classes, result_b["frames"] if cmp else None)
-    pages = appdata.n_pages(len(rows), per_page)
+        rows = views.select_frames(frames, order, wanted, classes, result_b["frames"] if cmp else None)
+    pages = views.n_pages(len(rows), per_page)
     page = f4.number_input(f"Page (of {pages})", 1, pages, 1, key="val_page")
     g1, g2, g3, g4 = st.columns([1.1, 1.1, 1.2, 2.6])
     as_overlay = g1.toggle("Overlay on photo", value=False, key="val_overlay")
@@ -134,9 +138,9 @@ with tab_frames:
     only = only_ids or None
     if not rows:
         st.info("No frame contains that class.", icon=":material/info:")
-    for row in appdata.page_of(rows, int(page), per_page):
+    for row in views.page_of(rows, int(page), per_page):
         i = row["index"]
-        image, truth, score, labels = or_stop(lambda: (*app_ui.frame(str(ctx.data), split, stamp, i),
+        image, truth, score, labels = or_stop(lambda: (*ui.frame(str(ctx.data), split, stamp, i),
                                                        store.score(pred, i), store.labels(pred, i)))
         truth = classmap.truth_for_model(truth, ds.classes, truth_space)  # e.g. lanes: 0/1
         st.divider()
@@ -148,33 +152,33 @@ with tab_frames:
         acc = "n/a" if score.pixel_acc is None else f"{score.pixel_acc:.1%}"
         st.markdown(f"**{score.stem}** &nbsp; pixel accuracy {acc} · mIoU {miou}")
         if as_overlay:
-            views = [appdata.overlay_view(image, x, classes, alpha, only) for x in (labels, truth)]
+            panels = [views.overlay_view(image, x, classes, alpha, only) for x in (labels, truth)]
         else:
-            views = [appdata.mask_view(x, classes, only) for x in (labels, truth)]
+            panels = [views.mask_view(x, classes, only) for x in (labels, truth)]
         if outlines:
-            views = [appdata.outline(v, x) for v, x in zip(views, (labels, truth))]
-        errors, wrong = appdata.error_view(labels, truth, classes)
-        conf = app_ui.frame_confidence(pred, app_ui.model_key(pred), str(ctx.data), split, stamp, i) if show_conf else None
-        cols = [st.container() for _ in range(4)] if appdata.is_wide(image.shape) else st.columns(4)
+            panels = [views.outline(v, x) for v, x in zip(panels, (labels, truth))]
+        errors, wrong = views.error_view(labels, truth, classes)
+        conf = ui.frame_confidence(pred, ui.model_key(pred), str(ctx.data), split, stamp, i) if show_conf else None
+        cols = [st.container() for _ in range(4)] if views.is_wide(image.shape) else st.columns(4)
         cols[0].image(image, caption="Original", width="stretch")
         with cols[1]:
-            app_components.pixel_inspector(views[0], labels, classes.readable, f"Prediction · {score.stem} (hover)",
+            components.pixel_inspector(panels[0], labels, classes.readable, f"Prediction · {score.stem} (hover)",
                                            key=f"val_inspect_{split}_{i}", truth=truth, confidence=conf)
-        cols[2].image(views[1], caption="Ground truth", width="stretch")
+        cols[2].image(panels[1], caption="Ground truth", width="stretch")
         cols[3].image(errors, caption=f"Errors: {wrong:.1%} of labelled pixels, in the true class's color",
                       width="stretch")
         iou = {c: v for c, v in store.frame_iou(i).items() if not only or c in only}
         st.caption("Classes in this frame (truth or prediction) with their IoU here, lowest first:")
-        app_ui.legend_chips(appdata.iou_rows(iou, classes))
+        ui.legend_chips(views.iou_rows(iou, classes))
 
 if missing:  # the page above is drawn; now the rest of the split, then draw everything from the store
     rest = sorted(set(store.missing(limit)) | set(store_b.missing(limit) if cmp else ()))
     with top:
         st.info(f"{len(rest):,} of {limit:,} frames not scored yet: scoring them now (kept for later visits).",
                 icon=":material/hourglass_top:")
-    or_stop(lambda: app_ui.score_frames(pred, store, store.missing(limit), top))
+    or_stop(lambda: ui.score_frames(pred, store, store.missing(limit), top))
     if cmp:
-        or_stop(lambda: app_ui.score_frames(pred_b, store_b, store_b.missing(limit), top))
+        or_stop(lambda: ui.score_frames(pred_b, store_b, store_b.missing(limit), top))
     st.rerun()
 
 
@@ -197,16 +201,16 @@ with top:
 
 with tab_iou:
     if cmp:
-        rows = appmodels.iou_table(result["per_class_iou"], result_b["per_class_iou"])
+        rows = models.iou_table(result["per_class_iou"], result_b["per_class_iou"])
         st.caption(f"Per-class IoU of A ({name_a}) and B ({name_b}) over the same {len(frames):,} frames, sorted "
                    "by B − A: where B loses most first.")
         st.dataframe([{"Class": r["class"], "A": r["a"], "B": r["b"], "B − A": r["diff"]} for r in rows],
                      hide_index=True, width="stretch", key="val_ab_table",
                      column_config={k: st.column_config.NumberColumn(k, format="percent") for k in ("A", "B", "B − A")})
-    st.plotly_chart(figures.iou_bar_figure(appdata.per_class_rows(result["per_class_iou"], classes)),
+    st.plotly_chart(figures.iou_bar_figure(views.per_class_rows(result["per_class_iou"], classes)),
                     key="val_iou_chart", width="stretch")
 with tab_conf:
-    names, shares = appdata.confusion_view(result["confusion"], classes)
+    names, shares = views.confusion_view(result["confusion"], classes)
     st.plotly_chart(figures.confusion_figure(names, shares), key="val_confusion", width="stretch")
     st.caption("Rows are ground-truth classes, columns predictions; each row sums to 100% (cells in %, blank "
                "under 0.5%). Only classes present in the ground truth or the predictions are shown; Unlabeled is "

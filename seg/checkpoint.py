@@ -14,12 +14,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint_schema import check_fields
-from .classes import ClassTable
-from .model import create_model
+from seg.checkpoint_schema import check_fields
+from seg.classes import ClassTable
+from seg.model import MEAN, STD, create_model
 
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
 REQUIRED_KEYS = ("model", "model_args", "classes", "input_size", "normalize")
 
 

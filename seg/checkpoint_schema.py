@@ -12,8 +12,8 @@ from numbers import Real
 
 import torch
 
-from .classes import MAX_CLASSES, ClassTable, short_repr
-from .model import list_models
+from seg.classes import MAX_CLASSES, ClassTable, short_repr
+from seg.model import list_models
 
 MAX_INPUT_SIDE = 4096  # pixels per side of the trained input size; Vistas-scale training is ~2048
 NORMALIZE_RANGE = (-1e3, 1e3)  # mean, applied to pixels scaled to 0..1

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .classes import ClassTable
+from seg.classes import ClassTable
 
 VOID = 255  # ignore id of a mapped table (outside its classes)
 

@@ -7,7 +7,9 @@ bf16 math (avx512_bf16 / AMX), else fp32 (emulated bf16 is slower than fp32).
 from __future__ import annotations
 
 import argparse
+import platform
 import re
+from pathlib import Path
 
 import torch
 
@@ -91,3 +93,14 @@ def add_runtime_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="auto (CUDA: bf16/fp16; CPU: bf16 with native bf16 math, else fp32), fp32, bf16, fp16 (CUDA)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+
+
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux), else whatever the platform reports."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"

@@ -14,6 +14,10 @@ from torchvision.models import mobilenet_v3_large
 from torchvision.models import segmentation as tvseg
 from torchvision.models._utils import IntermediateLayerGetter
 
+# ImageNet statistics: the input normalisation every model here is trained with (stored in each checkpoint).
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
 
 class LRASPPPlusHead(nn.Module):
     """LR-ASPP's head plus one DeepLabV3+-style decoder stage on 1/4-resolution features.

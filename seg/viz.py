@@ -11,7 +11,7 @@ from collections.abc import Iterable
 import numpy as np
 from PIL import Image
 
-from .classes import ClassTable
+from seg.classes import ClassTable
 
 
 def _labels(labels: np.ndarray) -> np.ndarray:

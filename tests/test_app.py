@@ -11,7 +11,9 @@ import pytest
 from PIL import Image
 
 from appstandins import make_standins, no_legacy_pages_dir
-from seg import appconfig, appdata
+from webapp import config as appconfig
+from webapp import views
+from seg.device import cpu_name
 from seg.paths import REPO_ROOT
 
 st_testing = pytest.importorskip("streamlit.testing.v1")
@@ -62,7 +64,7 @@ def test_home_shows_checkpoint_and_sources(standins):
 
 
 def test_home_says_what_was_trained_on_what_and_times_this_machine(standins):
-    from seg import machine
+    from webapp import machine
     from seg.data import VistasDataset
 
     at = _app()
@@ -81,7 +83,7 @@ def test_home_says_what_was_trained_on_what_and_times_this_machine(standins):
     import onnxruntime  # noqa: F401 - installed, so auto picks it on the CPU
     assert metrics["Backend"] == "onnxruntime"
     assert float(metrics["ms per 128×96 frame"]) > 0  # the stand-in's input size, timed here
-    assert machine.cpu_name() in texts
+    assert cpu_name() in texts
 
 
 def test_sidebar_names_a_file_that_is_not_a_checkpoint(standins):
@@ -183,7 +185,7 @@ def test_inference_page_segments_a_sample_frame(standins):
 def test_inference_states_one_pixel_limit_and_names_synthetic_samples(standins, monkeypatch):
     at = _app("inference")
     label = at.get("file_uploader")[0].proto.label
-    assert f"{appdata.MAX_UPLOAD_PIXELS / 1e6:g} million pixels" in label and "25 MB" in label
+    assert f"{views.MAX_UPLOAD_PIXELS / 1e6:g} million pixels" in label and "25 MB" in label
     assert "synthetic" not in at.multiselect(key="inf_samples").label  # the stand-in samples are not bundled
     monkeypatch.delenv("SEG_SAMPLES")  # the bundled samples: synthetic renders
     at = _app("inference")
@@ -255,38 +257,38 @@ def _png(size=(64, 48), mode="RGB") -> bytes:
 
 @pytest.fixture(scope="module")
 def predictor(standins):
-    from seg.predict import Predictor
+    from seg.infer.predictor import Predictor
 
     return Predictor(checkpoint=standins["SEG_CHECKPOINT"])
 
 
 def test_run_inference_serves_good_files_and_names_bad_ones(predictor):
-    ok = appdata.run_inference(predictor, "frame.PNG", _png())
-    assert isinstance(ok, appdata.InferenceResult)
+    ok = views.run_inference(predictor, "frame.PNG", _png())
+    assert isinstance(ok, views.InferenceResult)
     assert ok.labels.shape == (48, 64) and ok.image.shape == (48, 64, 3) and ok.confidence.shape == (48, 64)
     assert abs(sum(r["share"] for r in ok.legend) - 1.0) < 1e-6 and ok.ms > 0
     np.testing.assert_array_equal(ok.labels, predictor.predict(Image.open(io.BytesIO(_png()))))
-    gray16 = appdata.run_inference(predictor, "odd.png", _png(mode="I;16"))
-    assert isinstance(gray16, appdata.InferenceResult)
+    gray16 = views.run_inference(predictor, "odd.png", _png(mode="I;16"))
+    assert isinstance(gray16, views.InferenceResult)
     bad = {
         "notes.jpg": b"this is not an image",
         "cut.png": _png((256, 256))[:200],
         "empty.webp": b"",
     }
     for name, data in bad.items():
-        res = appdata.run_inference(predictor, name, data)
-        assert isinstance(res, appdata.InferenceFailure), name
+        res = views.run_inference(predictor, name, data)
+        assert isinstance(res, views.InferenceFailure), name
         assert res.message.startswith(f"{name}: ") and "\n" not in res.message
-    huge = appdata.run_inference(predictor, "huge.png", _png((200, 200)), max_pixels=10_000)
-    assert isinstance(huge, appdata.InferenceFailure) and "limit" in huge.message
+    huge = views.run_inference(predictor, "huge.png", _png((200, 200)), max_pixels=10_000)
+    assert isinstance(huge, views.InferenceFailure) and "limit" in huge.message
 
 
 def test_downloads_are_paletted_label_png_and_rgb_overlay(predictor):
-    res = appdata.run_inference(predictor, "f.png", _png())
-    lbl = Image.open(io.BytesIO(appdata.label_png_bytes(res.labels, predictor.classes)))
+    res = views.run_inference(predictor, "f.png", _png())
+    lbl = Image.open(io.BytesIO(views.label_png_bytes(res.labels, predictor.classes)))
     assert lbl.mode == "P"
     np.testing.assert_array_equal(np.asarray(lbl), res.labels)  # pixel values are the class ids
-    ovl = Image.open(io.BytesIO(appdata.png_bytes(appdata.overlay_view(res.image, res.labels, predictor.classes, 0.5))))
+    ovl = Image.open(io.BytesIO(views.png_bytes(views.overlay_view(res.image, res.labels, predictor.classes, 0.5))))
     assert ovl.mode == "RGB" and ovl.size == (64, 48)
 
 
@@ -294,7 +296,7 @@ def test_upload_types_accept_upper_case_extensions():
     """Streamlit lower-cases names before checking `type=`, so dashcam .JPG files are accepted."""
     from streamlit.elements.lib.file_uploader_utils import enforce_filename_restriction, normalize_upload_file_type
 
-    allowed = normalize_upload_file_type(appdata.UPLOAD_TYPES)
+    allowed = normalize_upload_file_type(views.UPLOAD_TYPES)
     for name in ("A.JPG", "b.Jpeg", "c.PNG", "d.webp", "e.BMP"):
         enforce_filename_restriction(name, allowed)
     with pytest.raises(Exception, match="Invalid file extension"):
@@ -306,19 +308,19 @@ def test_frame_selection_and_paging():
 
     frames = [{"stem": f"f{i}", "pixel_acc": i / 10, "miou": (5 - i) / 10,
                "classes": ["Road", "Sky"] if i % 2 else ["Road"]} for i in range(5)]
-    worst = appdata.select_frames(frames, "worst mIoU first")
+    worst = views.select_frames(frames, "worst mIoU first")
     assert [f["stem"] for f in worst] == ["f4", "f3", "f2", "f1", "f0"]
-    with_sky = appdata.select_frames(frames, "best mIoU first", VISTAS.index("Sky"), VISTAS)
+    with_sky = views.select_frames(frames, "best mIoU first", VISTAS.index("Sky"), VISTAS)
     assert [f["stem"] for f in with_sky] == ["f1", "f3"]
-    assert appdata.page_of(list(range(10)), 3, 4) == [8, 9] and appdata.page_of(list(range(10)), 9, 4) == [8, 9]
-    assert appdata.n_pages(0, 4) == 1 and appdata.n_pages(9, 4) == 3
+    assert views.page_of(list(range(10)), 3, 4) == [8, 9] and views.page_of(list(range(10)), 9, 4) == [8, 9]
+    assert views.n_pages(0, 4) == 1 and views.n_pages(9, 4) == 3
     # A/B: B's mIoU minus A's; f0: -0.4, f1: +0.1, f2: 0, f3: +0.3, f4: no score for B (last either way)
     frames_b = [{"stem": s, "miou": m} for s, m in [("f0", 0.1), ("f1", 0.5), ("f2", 0.3), ("f3", 0.5), ("f4", None)]]
-    loses, gains = appdata.AB_SORT_ORDERS
-    assert [f["stem"] for f in appdata.select_frames(frames, loses, frames_b=frames_b)] == ["f0", "f2", "f1", "f3", "f4"]
-    assert [f["stem"] for f in appdata.select_frames(frames, gains, frames_b=frames_b)] == ["f3", "f1", "f2", "f0", "f4"]
+    loses, gains = views.AB_SORT_ORDERS
+    assert [f["stem"] for f in views.select_frames(frames, loses, frames_b=frames_b)] == ["f0", "f2", "f1", "f3", "f4"]
+    assert [f["stem"] for f in views.select_frames(frames, gains, frames_b=frames_b)] == ["f3", "f1", "f2", "f0", "f4"]
     with pytest.raises(ValueError, match="needs the frames scored by B"):
-        appdata.select_frames(frames, loses)
+        views.select_frames(frames, loses)
 
 
 def test_confusion_view_is_row_normalised_over_present_classes():
@@ -326,7 +328,7 @@ def test_confusion_view_is_row_normalised_over_present_classes():
 
     mat = np.zeros((66, 66), np.int64)
     mat[13, 13], mat[13, 27], mat[27, 27], mat[65, 13] = 3, 1, 2, 50
-    names, shares = appdata.confusion_view(mat.tolist(), VISTAS)
+    names, shares = views.confusion_view(mat.tolist(), VISTAS)
     assert names == ["Road", "Sky"]
     np.testing.assert_allclose(shares, [[0.75, 0.25], [0.0, 1.0]])
 
@@ -334,7 +336,8 @@ def test_confusion_view_is_row_normalised_over_present_classes():
 def test_training_figures_keep_zoom_and_ignore_eval_rows_on_the_loss_axis(tmp_path):
     from appstandins import write_run
 
-    from seg import figures, runlog
+    from webapp import figures
+    from seg.train import runlog
 
     d = write_run(tmp_path / "r", steps=200, every=20, eval_every=100)
     with open(d / "metrics.jsonl", "a") as f:

@@ -12,7 +12,7 @@ import torch
 import hostile
 from appstandins import make_standins, no_legacy_pages_dir, write_run
 from conftest import write_vistas
-from seg import runlog
+from seg.train import runlog
 from seg.paths import REPO_ROOT
 
 st_testing = pytest.importorskip("streamlit.testing.v1")

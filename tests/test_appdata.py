@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seg import appdata, imageio
+from webapp import views
+from seg import imageio
 from seg.checkpoint import CheckpointError, load_checkpoint
 from seg.classes import VISTAS
 from seg.paths import REPO_ROOT
@@ -20,28 +21,28 @@ ROAD, SKY, CAR = VISTAS.index("Road"), VISTAS.index("Sky"), VISTAS.index("Car")
 def test_error_view_colors_wrong_pixels_by_their_true_class():
     truth = np.array([[ROAD, ROAD, SKY, VISTAS.ignore_index]], np.uint8)
     pred = np.array([[ROAD, SKY, SKY, CAR]], np.uint8)
-    rgb, wrong = appdata.error_view(pred, truth, VISTAS)
+    rgb, wrong = views.error_view(pred, truth, VISTAS)
     pal = VISTAS.palette()
-    assert tuple(rgb[0, 0]) == appdata.CORRECT_RGB and tuple(rgb[0, 2]) == appdata.CORRECT_RGB
+    assert tuple(rgb[0, 0]) == views.CORRECT_RGB and tuple(rgb[0, 2]) == views.CORRECT_RGB
     assert tuple(rgb[0, 1]) == tuple(pal[ROAD])  # wrong: drawn in the truth's color
-    assert tuple(rgb[0, 3]) == appdata.UNLABELED_RGB  # not scored
+    assert tuple(rgb[0, 3]) == views.UNLABELED_RGB  # not scored
     assert wrong == pytest.approx(1 / 3)
 
 
 def test_outline_marks_class_changes_only():
     labels = np.array([[1, 1, 2], [1, 1, 2], [1, 1, 2]], np.uint8)
-    out = appdata.outline(np.zeros((3, 3, 3), np.uint8), labels)
+    out = views.outline(np.zeros((3, 3, 3), np.uint8), labels)
     assert out[:, 2].tolist() == [[255] * 3] * 3 and out[:, :2].sum() == 0
 
 
 def test_zip_bytes_round_trips():
-    data = appdata.zip_bytes({"a_labels.png": b"1", "a_overlay.png": b"22"})
+    data = views.zip_bytes({"a_labels.png": b"1", "a_overlay.png": b"22"})
     with zipfile.ZipFile(io.BytesIO(data)) as z:
         assert z.namelist() == ["a_labels.png", "a_overlay.png"] and z.read("a_overlay.png") == b"22"
 
 
 def test_is_wide():
-    assert appdata.is_wide((375, 1242, 3)) and not appdata.is_wide((384, 512, 3))
+    assert views.is_wide((375, 1242, 3)) and not views.is_wide((384, 512, 3))
 
 
 class Fixed:
@@ -50,7 +51,7 @@ class Fixed:
     classes = VISTAS
 
     def predict_full(self, image):
-        from seg.predict import Prediction
+        from seg.infer.predictor import Prediction
 
         h, w = image.height, image.width
         return Prediction(np.full((h, w), CAR, np.uint8), np.ones((h, w), np.float32), 1.0)
@@ -61,20 +62,20 @@ def test_transparent_pixels_are_left_out_of_the_shares_and_said_so():
     rgba[:, :4, 3] = 255  # 40% opaque, 60% fully transparent
     buf = io.BytesIO()
     Image.fromarray(rgba, "RGBA").save(buf, format="PNG")
-    res = appdata.run_inference(Fixed(), "cut-out.png", buf.getvalue())
+    res = views.run_inference(Fixed(), "cut-out.png", buf.getvalue())
     assert "60.0%" in res.note and "composited on black" in res.note
     assert [(r["name"], r["share"]) for r in res.legend] == [("Car", 1.0)]  # over the opaque 40 pixels
     opaque = io.BytesIO()
     Image.new("RGB", (10, 10)).save(opaque, format="PNG")
-    plain = appdata.run_inference(Fixed(), "plain.png", opaque.getvalue())
+    plain = views.run_inference(Fixed(), "plain.png", opaque.getvalue())
     assert plain.note == "" and plain.legend[0]["share"] == 1.0
 
 
 def test_one_pixel_limit_for_app_library_and_readme():
-    assert appdata.MAX_UPLOAD_PIXELS == imageio.DEFAULT_MAX_PIXELS
+    assert views.MAX_UPLOAD_PIXELS == imageio.DEFAULT_MAX_PIXELS
     readme = (REPO_ROOT / "README.md").read_text()
     stated = {int(m) for m in re.findall(r"over (\d+) million pixels", readme)}
-    assert stated == {appdata.MAX_UPLOAD_PIXELS // 1_000_000}
+    assert stated == {views.MAX_UPLOAD_PIXELS // 1_000_000}
 
 
 def test_a_file_that_is_not_a_checkpoint_says_so(tmp_path):

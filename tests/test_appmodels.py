@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from seg.appmodels import compare, disagreement, find_checkpoints, iou_table
+from webapp.models import compare, disagreement, find_checkpoints, iou_table
 from seg.classes import VISTAS, make_table
 from seg.classmap import LANES, VOID
 

@@ -1,4 +1,4 @@
-"""seg.appvideo and the Inference page's clip panel: a clip's bytes give a playable clip, frames/s and class
+"""seg.clips and the Inference page's clip panel: a clip's bytes give a playable clip, frames/s and class
 shares; bad clips are one line; the page plays a bundled sample clip (AppTest)."""
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from appstandins import make_standins, no_legacy_pages_dir
-from seg import appdata, appvideo
+from webapp import views
+from webapp import clips
 from seg.classes import VISTAS
 from seg.paths import REPO_ROOT
 
@@ -38,23 +39,23 @@ class Halves:
 
 def test_run_clip_gives_mp4_and_shares(tmp_path):
     calls = []
-    res = appvideo.run_clip(Halves(), "../../etc/Drive.MOV", clip_bytes(tmp_path / "a.mp4"),
+    res = clips.run_clip(Halves(), "../../etc/Drive.MOV", clip_bytes(tmp_path / "a.mp4"),
                             on_frame=lambda d, t: calls.append(d), max_frames=4)
-    assert isinstance(res, appvideo.ClipResult) and res.frames == 4 and res.capped and calls == [1, 2, 3, 4]
+    assert isinstance(res, clips.ClipResult) and res.frames == 4 and res.capped and calls == [1, 2, 3, 4]
     with av.open(io.BytesIO(res.video)) as c:
         assert len(list(c.decode(video=0))) == 4 and c.streams.video[0].codec_context.name == "h264"
     assert res.shares.shape == (4, VISTAS.num_classes)
     assert res.shares[:, 13].tolist() == [0.5] * 4 and res.shares[:, 27].tolist() == [0.5] * 4
-    fig = appvideo.share_figure(res.shares, res.fps, VISTAS)
+    fig = clips.share_figure(res.shares, res.fps, VISTAS)
     assert sorted(t.name for t in fig.data) == ["Road", "Sky"] and list(fig.data[0].x) == [0, 0.1, 0.2, 0.3]
 
 
 def test_run_clip_errors_are_values(tmp_path, monkeypatch):
-    bad = appvideo.run_clip(Halves(), "notes.mp4", b"not a video")
-    assert isinstance(bad, appdata.InferenceFailure) and bad.message.startswith("notes.mp4: not a readable video")
-    monkeypatch.setattr(appvideo, "MAX_CLIP_MB", 0)
-    big = appvideo.run_clip(Halves(), "big.mp4", b"x" * 10)
-    assert isinstance(big, appdata.InferenceFailure) and "over the 0 MB limit" in big.message
+    bad = clips.run_clip(Halves(), "notes.mp4", b"not a video")
+    assert isinstance(bad, views.InferenceFailure) and bad.message.startswith("notes.mp4: not a readable video")
+    monkeypatch.setattr(clips, "MAX_CLIP_MB", 0)
+    big = clips.run_clip(Halves(), "big.mp4", b"x" * 10)
+    assert isinstance(big, views.InferenceFailure) and "over the 0 MB limit" in big.message
 
 
 def test_inference_page_plays_a_sample_clip(tmp_path, monkeypatch):

@@ -6,12 +6,13 @@ import pytest
 import torch
 from PIL import Image
 
-from seg.bench import (NaivePipeline, cpu_backends, cpu_name, format_table, frames, model_flops, pipeline_figures,
-                       timed_rounds)
+from seg.bench.core import NaivePipeline, cpu_backends, format_table, model_flops, pipeline_figures, timed_rounds
+from seg.data.samples import sample_frames as frames
+from seg.device import cpu_name
 from seg.checkpoint import load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
 from seg.classes import VISTAS
 from seg.model import create_model
-from seg.predict import Predictor
+from seg.infer.predictor import Predictor
 
 
 @pytest.fixture(scope="module")

@@ -163,7 +163,7 @@ def _hover_readout(page, image, fx: float, fy: float) -> dict:
 
 def test_hover_readout_names_the_pixel(server, page):
     from seg.imageio import load_image
-    from seg.predict import Predictor
+    from seg.infer.predictor import Predictor
 
     url, tmp, _ = server
     standins = tmp / "standins"

@@ -4,9 +4,9 @@ that maximise mIoU."""
 import pytest
 import torch
 
-from seg.calibrate import (class_weights, fit_logit_bias, heldout_scores, logit_adjustment, miou_with_bias,
+from seg.train.calibrate import (class_weights, fit_logit_bias, heldout_scores, logit_adjustment, miou_with_bias,
                            recalibrate_bn)
-from seg.metrics import ConfusionMatrix
+from seg.evaluate.metrics import ConfusionMatrix
 
 
 def test_class_weights_favour_rare_classes(tiny_vistas):

@@ -11,13 +11,13 @@ import torch
 from PIL import Image
 
 from conftest import write_vistas
-from seg import appdata
-from seg import train as T
+from webapp import views
+from seg.train import loop as T
 from seg.checkpoint import load_checkpoint, model_from_checkpoint
 from seg.classes import IGNORE_INDEX, VISTAS, ClassTable
 from seg.classmap import LANES, VOID, MapTarget, get_classmap, truth_for_model
 from seg.evaluate import evaluate
-from seg.metrics import ConfusionMatrix
+from seg.evaluate.metrics import ConfusionMatrix
 from seg.model import output_conv
 
 GENERAL, ZEBRA, ROAD = VISTAS.index("Lane Marking - General"), VISTAS.index("Lane Marking - Crosswalk"), 13
@@ -110,7 +110,7 @@ def test_lanes_run_writes_a_two_class_checkpoint(lanes_run):
 
 
 def test_predict_and_evaluate_accept_the_lanes_checkpoint(lanes_run):
-    from seg.predict import Predictor
+    from seg.infer.predictor import Predictor
 
     root, out = lanes_run
     pred = Predictor(out / "model.pt", precision="fp32")
@@ -148,8 +148,8 @@ def test_evaluate_scores_a_66_class_model_as_lanes(lanes_run):
 def test_app_scores_of_the_lanes_checkpoint_equal_evaluate(lanes_run):
     """The Validation page's per-frame store folds the dataset's labels the way seg.evaluate does."""
     from seg.data import VistasDataset
-    from seg.predict import Predictor
-    from seg.valscores import ValScores
+    from seg.infer.predictor import Predictor
+    from webapp.scores import ValScores
 
     root, out = lanes_run
     pred = Predictor(out / "model.pt", precision="fp32")
@@ -194,7 +194,7 @@ def test_app_ab_mode_compares_the_lanes_model_with_a_66_class_model(lanes_run, t
     st_testing = pytest.importorskip("streamlit.testing.v1")
     from appstandins import make_standins, no_legacy_pages_dir
     from seg.paths import REPO_ROOT
-    from seg.predict import Predictor
+    from seg.infer.predictor import Predictor
 
     no_legacy_pages_dir(monkeypatch)
     root, out = lanes_run
@@ -236,7 +236,7 @@ def test_app_ab_mode_compares_the_lanes_model_with_a_66_class_model(lanes_run, t
     b.set_value(None).run()  # A/B off with an A/B sort chosen: the page falls back to a plain order
     assert not at.exception, at.exception
     (order,) = [s for s in at.selectbox if s.label == "Sort"]
-    assert order.value in appdata.SORT_ORDERS
+    assert order.value in views.SORT_ORDERS
     b.set_value("demo · model.pt").run()
 
     at.switch_page("pages/inference.py").run()

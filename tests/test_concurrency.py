@@ -58,14 +58,14 @@ def _one_runtime_for_all(monkeypatch):
 def test_eight_sessions_share_one_model_and_get_correct_results(tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    import seg.predict
+    from seg.infer import predictor
 
     no_legacy_pages_dir(monkeypatch)
     env = make_standins(tmp_path, n_samples=4)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     samples = sorted(Path(env["SEG_SAMPLES"]).glob("*.png"))
-    reference = seg.predict.Predictor(checkpoint=env["SEG_CHECKPOINT"])
+    reference = predictor.Predictor(checkpoint=env["SEG_CHECKPOINT"])
     expected = {
         p.name: [(r["name"], f"{r['share']:.1%}"[:-1] if r["share"] >= 0.0005 else "&lt;0.1")
                  for r in viz.legend(reference.predict(Image.open(p)), reference.classes)]
@@ -74,13 +74,13 @@ def test_eight_sessions_share_one_model_and_get_correct_results(tmp_path, monkey
     assert all(len(v) > 1 for v in expected.values()), "stand-in model should predict several classes"
 
     loads = []
-    init = seg.predict.Predictor.__init__
+    init = predictor.Predictor.__init__
 
     def counting_init(self, *args, **kwargs):
         loads.append(threading.get_ident())
         init(self, *args, **kwargs)
 
-    monkeypatch.setattr(seg.predict.Predictor, "__init__", counting_init)
+    monkeypatch.setattr(predictor.Predictor, "__init__", counting_init)
 
     rss_before = _rss_mb()
     results, errors = {}, []

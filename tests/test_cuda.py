@@ -22,14 +22,14 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def frames():
-    from seg.bench import frames as load
+    from seg.data.samples import sample_frames as load
 
     return load(DEFAULT_DATA / "validation" / "images", (512, 384), 4, 0) + load(REPO / "assets" / "kitti_samples",
                                                                                 (1242, 375), 2, 500)
 
 
 def test_predict_on_cuda_equals_cpu(frames):
-    from seg.predict import Predictor
+    from seg.infer.predictor import Predictor
 
     gpu = Predictor(DEFAULT_CHECKPOINT, device="cuda")
     cpu = Predictor(DEFAULT_CHECKPOINT, device="cpu", backend="torch", precision="fp32")
@@ -73,7 +73,7 @@ def test_amp_training_steps_and_resume(tiny_vistas, tmp_path):
 
 
 def _ddp_one_nccl_process(rank: int, init: str, out: str):
-    from seg.metrics import ConfusionMatrix
+    from seg.evaluate.metrics import ConfusionMatrix
     from seg.model import create_model
 
     dist.init_process_group("nccl", init_method=init, rank=rank, world_size=1)

@@ -1,4 +1,4 @@
-"""seg.data: pairing, label reading by palette index, transforms, SynthStream, SynthPool, list_images, KittiFrames."""
+"""seg.data: pairing, label reading by palette index, transforms, SynthStream, SynthPool, list_images."""
 from __future__ import annotations
 
 import json
@@ -10,9 +10,10 @@ import torch
 from PIL import Image
 from torchvision import tv_tensors
 
-from seg import data
+from seg.data import synthetic
+from seg.model import MEAN as IMAGENET_MEAN, STD as IMAGENET_STD
 from seg.classes import IGNORE_INDEX, VISTAS
-from seg.data import DataError, KittiFrames, SynthPool, SynthStream, VistasDataset, check_split, get_transform, list_images
+from seg.data import DataError, SynthPool, SynthStream, VistasDataset, check_split, get_transform, list_images
 
 W, H = 64, 48
 CAR = (0, 0, 142)
@@ -144,7 +145,7 @@ def test_transforms_shapes_dtypes_and_eval_resize():
     x, y = get_transform(False)(image, mask)
     assert x.shape == (3, H, W) and torch.equal(y, mask.as_subclass(torch.Tensor))
     # normalization with ImageNet stats: 0 -> -mean/std
-    expect = (image[:, 0, 0].float() / 255 - torch.tensor(data.IMAGENET_MEAN)) / torch.tensor(data.IMAGENET_STD)
+    expect = (image[:, 0, 0].float() / 255 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
     torch.testing.assert_close(x[:, 0, 0], expect)
     x, y = get_transform(False, crop_size=(24, 32))(image, mask)
     assert x.shape == (3, 24, 32) and y.shape == (24, 32)
@@ -202,7 +203,7 @@ def fake_synth(monkeypatch):
     mod = types.ModuleType("seg.synth")
     mod.render = render
     mod.frame_seed = lambda split, seed, index: (seed * 1_000_003 + index) * 2 + (split == "validation")
-    monkeypatch.setattr(data, "synth", mod)
+    monkeypatch.setattr(synthetic, "synth", mod)
     monkeypatch.delenv("RANK", raising=False)
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     return mod
@@ -218,7 +219,7 @@ def _take(stream, n):
 
 
 def _as_worker(monkeypatch, wid, n):
-    monkeypatch.setattr(data, "get_worker_info", lambda: types.SimpleNamespace(id=wid, num_workers=n))
+    monkeypatch.setattr(synthetic, "get_worker_info", lambda: types.SimpleNamespace(id=wid, num_workers=n))
 
 
 def test_synth_stream_deterministic_and_distinct_per_worker_and_rank(fake_synth, monkeypatch):
@@ -290,26 +291,3 @@ def test_list_images_any_case(tmp_path):
     assert [p.name for p in list_images(tmp_path)] == ["a.jpeg", "b.JPG", "c.PNG", "d.webp", "e.Bmp"]
     with pytest.raises(DataError, match="missing"):
         list_images(tmp_path / "missing")
-
-
-@pytest.mark.parametrize("layout", ["image_2", "training/image_2", "testing/image_2", "."])
-def test_kitti_frames_layouts(tmp_path, layout):
-    folder = tmp_path / layout
-    folder.mkdir(parents=True, exist_ok=True)
-    for stem in ("000001", "000000"):
-        (folder / f"{stem}.png").write_bytes(b"x")
-    frames = KittiFrames(tmp_path)
-    assert [(s, p) for s, p in frames] == [("000000", folder / "000000.png"), ("000001", folder / "000001.png")]
-    assert len(frames) == 2
-
-
-def test_kitti_frames_ambiguous_or_empty(tmp_path):
-    for s in ("training", "testing"):
-        (tmp_path / s / "image_2").mkdir(parents=True)
-        (tmp_path / s / "image_2" / f"{s}.png").write_bytes(b"x")
-    with pytest.raises(DataError, match="split"):
-        KittiFrames(tmp_path)
-    assert [s for s, _ in KittiFrames(tmp_path, split="testing")] == ["testing"]
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match="no images"):
-        KittiFrames(tmp_path / "empty")

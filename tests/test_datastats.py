@@ -6,7 +6,7 @@ import json
 import numpy as np
 from PIL import Image
 
-from seg import datastats
+from seg.data import stats as datastats
 from seg.classes import IGNORE_INDEX, VISTAS
 
 from conftest import CAR, ROAD, SKY, write_vistas

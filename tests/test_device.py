@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from seg import device as D
-from seg import train as T
+from seg.train import loop as T
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -13,8 +13,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from seg.checkpoint import load_checkpoint
-from seg.metrics import ConfusionMatrix
-from seg.train import cli
+from seg.evaluate.metrics import ConfusionMatrix
+from seg.train.loop import cli
 
 REPO = Path(__file__).resolve().parent.parent
 COMMON = ["--arch", "lraspp_mobilenet_v3_large", "--size", "64x48", "--workers", "0", "--threads", "1",

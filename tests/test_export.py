@@ -12,7 +12,7 @@ import torch
 
 from seg.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
 from seg.classes import VISTAS
-from seg.export import deployed_model, export_onnx, file_sha256
+from seg.infer.export import deployed_model, export_onnx, file_sha256
 from seg.model import create_model
 
 onnx = pytest.importorskip("onnx")

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from appstandins import write_run
-from seg import figures, runlog
+from webapp import figures
+from seg.train import runlog
 
 
 def test_log_ticks_read_as_plain_numbers_covering_the_range():

@@ -13,12 +13,12 @@ import pytest
 import torch
 from PIL import Image
 
-from seg import onnxrt
+from seg.infer import onnxrt
 from seg.checkpoint import make_checkpoint, save_checkpoint
 from seg.classes import VISTAS
-from seg.export import ExportError, file_sha256
+from seg.infer.export import ExportError, file_sha256
 from seg.model import create_model
-from seg.predict import Predictor
+from seg.infer.predictor import Predictor
 
 pytest.importorskip("onnxruntime")
 REPO = Path(__file__).resolve().parent.parent

@@ -13,7 +13,8 @@ from torch import nn
 
 from seg.checkpoint import CheckpointError, make_checkpoint, model_from_checkpoint, save_checkpoint
 from seg.classes import VISTAS
-from seg.predict import Prediction, Predictor, fold_conv_bn, model_size
+from seg.infer.deploy import fold_conv_bn, model_size
+from seg.infer.predictor import Prediction, Predictor
 
 REPO = Path(__file__).resolve().parent.parent
 ARCHS = ("lraspp_mobilenet_v3_large", "lraspp_plus_mobilenet_v3_large")  # 1/8- and 1/4-resolution logits
@@ -191,18 +192,9 @@ def test_cli_bad_and_malicious_checkpoint(tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("low_hw,size", [((3, 4), (48, 64)), ((24, 79), (384, 1264)), ((5, 7), (5, 7)), ((2, 2), (9, 31))])
-def test_upsample_hwc_equals_interpolate(low_hw, size):
-    from seg.predict import upsample_hwc
-
-    low = torch.randn(1, 6, *low_hw).contiguous(memory_format=torch.channels_last)
-    ref = torch.nn.functional.interpolate(low, size, mode="bilinear", align_corners=False)[0].permute(1, 2, 0)
-    torch.testing.assert_close(upsample_hwc(low, size), ref, rtol=1e-5, atol=1e-5)
-
-
 @pytest.mark.parametrize("low_hw,size", [((3, 4), (48, 64)), ((24, 79), (384, 1264)), ((6, 6), (6, 6)), ((4, 5), (17, 3))])
 def test_upsample_argmax_equals_interpolate_then_argmax(low_hw, size):
-    from seg.predict import upsample_argmax
+    from seg.infer.upsample import upsample_argmax
 
     torch.manual_seed(0)
     low = torch.randn(1, 66, *low_hw).contiguous(memory_format=torch.channels_last)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seg import prepare as prep
+from seg.data import prepare as prep
 from seg.classes import VISTAS
 from seg.paths import REPO_ROOT
 

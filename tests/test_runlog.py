@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from seg import runlog
+from seg.train import runlog
 
 
 def _write(path, rows, tail=""):

@@ -185,7 +185,7 @@ def test_world_covers_at_least_32_vistas_classes(wide_counts):
 
 
 def test_rendered_ids_are_the_vistas_table_ids():
-    from seg.synth_objects import C
+    from seg.synth.objects import C
     assert C["ego"] == 64 and C["cross_plain"] == 8 and C["bike_lane"] == 7 and C["billboard"] == 35
     assert C["sign_back"] == 49 and C["utility_pole"] == 47 and C["road"] == 13 and C["sky"] == 27
     assert IGNORE_INDEX not in synth.RENDERED_CLASSES
@@ -222,7 +222,7 @@ def test_out_of_style_is_deterministic_and_lays_out_the_same_scene():
 
 
 def test_style_palettes_are_disjoint():
-    from seg.synth_style import IN, OUT
+    from seg.synth.style import IN, OUT
     for field in ("facades", "cars", "trucks", "sidewalks", "foliage", "terrain", "wall_textures"):
         assert not set(getattr(IN, field)) & set(getattr(OUT, field)), field
     assert IN.cast[1] < OUT.cast[0] and IN.ground_grain != OUT.ground_grain
@@ -236,17 +236,19 @@ def test_style_palettes_are_disjoint():
 def test_training_frames_never_use_the_held_out_style(monkeypatch):
     """Every path that feeds training (SynthStream, SynthPool) renders the training style only, and what that
     style samples never falls in the held-out palettes."""
-    from seg import data, synth_scene
-    from seg.synth_style import IN, OUT
+    from seg import data
+    from seg.synth import scene as synth_scene
+    from seg.synth import world
+    from seg.synth.style import IN, OUT
     seen = []
-    real = synth.sample_scene
+    real = world.sample_scene
 
     def spy(rng, W, H, style=IN):
         sc = real(rng, W, H, style)
         seen.append(sc)
         return sc
 
-    monkeypatch.setattr(synth, "sample_scene", spy)
+    monkeypatch.setattr(world, "sample_scene", spy)
     stream = iter(data.SynthStream(size=SMALL, seed=0))
     for _ in range(12):
         next(stream)
@@ -278,7 +280,7 @@ def test_cli_out_of_style_writes_validation_only(tmp_path):
 
 
 def test_camera_warp_keeps_label_ids_exact_and_fills_the_frame():
-    from seg.synth_camera import warp
+    from seg.synth.camera import warp
     rng = np.random.default_rng(0)
     lab = rng.integers(0, 5, (48, 64)).astype(np.uint8)
     lab[:, :2] = 9  # a border class: zoomed out of view

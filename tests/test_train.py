@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from seg import train as T
+from seg.train import loop as T
 from seg.checkpoint import load_checkpoint, model_from_checkpoint
 from seg.model import output_conv
 
@@ -260,7 +260,7 @@ def test_bias_fit_changes_only_the_output_bias_and_logs_the_held_out_gain(tiny_v
     row = next(r for r in lines if "bias_fit" in r)
     assert row["bias_fit"] == 3 and row["heldout_miou_after"] > row["heldout_miou_before"]
     # what the log says was gained is what the saved offsets give on those frames
-    from seg.calibrate import heldout_scores, miou_with_bias
+    from seg.train.calibrate import heldout_scores, miou_with_bias
     from seg.data import VistasDataset, get_transform
     frames = VistasDataset(tiny_vistas, "validation", transforms=get_transform(False, (48, 64)))
     model = model_from_checkpoint(plain).float()

@@ -18,9 +18,9 @@ from PIL import Image
 
 import hostile
 from seg import checkpoint as C
-from seg import train as T
+from seg.train import loop as T
 from seg.checkpoint import load_checkpoint
-from seg.runlock import LOCK_FILE
+from seg.train.runlock import LOCK_FILE
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = ["--arch", "lraspp_mobilenet_v3_large", "--size", "64x48", "--batch-size", "2", "--workers", "0",

@@ -8,8 +8,9 @@ import torch.nn.functional as F
 from seg.checkpoint import make_checkpoint, save_checkpoint
 from seg.classes import VISTAS
 from seg.model import create_model
-from seg.predict import Predictor, upsample_argmax
-from seg.upsample import upsample_argmax_t, upsample_confidence
+from seg.infer.predictor import Predictor
+from seg.infer.upsample import upsample_argmax
+from seg.infer.upsample import upsample_argmax_t, upsample_confidence
 
 
 @pytest.mark.parametrize("low_hw,size", [((3, 4), (48, 64)), ((24, 79), (384, 1264)), ((6, 6), (6, 6)),
@@ -64,7 +65,7 @@ def test_numpy_upsample_argmax_on_smooth_logits(classes):
 
 
 def test_first_argmax_takes_the_first_of_tied_maxima():
-    from seg.predict import first_argmax
+    from seg.infer.upsample import first_argmax
 
     g = torch.Generator().manual_seed(3)
     values = torch.randn(66, 500, generator=g).numpy()
@@ -80,7 +81,7 @@ def test_first_argmax_takes_the_first_of_tied_maxima():
 
 @pytest.mark.parametrize("low_hw,size", [((5, 6), (20, 24)), ((24, 79), (96, 316)), ((4, 4), (4, 4)), ((3, 7), (10, 5))])
 def test_numpy_confidence_map_equals_the_torch_one(low_hw, size):
-    from seg.predict import confidence_map
+    from seg.infer.upsample import confidence_map
 
     low = torch.randn(1, 9, *low_hw, generator=torch.Generator().manual_seed(4)) * 3
     got = confidence_map(low, size)

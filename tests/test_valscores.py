@@ -4,7 +4,7 @@ import pytest
 
 from seg.data import VistasDataset
 from seg.evaluate import evaluate
-from seg.valscores import ValScores
+from webapp.scores import ValScores
 
 from conftest import CAR, ROAD, SKY
 from seg.classes import VISTAS

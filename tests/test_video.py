@@ -15,7 +15,7 @@ from PIL import Image
 from seg.checkpoint import make_checkpoint, save_checkpoint
 from seg.classes import VISTAS
 from seg.model import create_model
-from seg.video import burn_legend
+from seg.infer.video import burn_legend
 from seg.viz import legend, overlay_image
 
 ARCH = "lraspp_mobilenet_v3_large"
@@ -35,7 +35,7 @@ def ckpt_path(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def predictor(ckpt_path):
-    from seg.predict import Predictor
+    from seg.infer.predictor import Predictor
 
     return Predictor(ckpt_path, precision="fp32")
 
@@ -80,7 +80,7 @@ class Run:
 @pytest.fixture
 def cli(capsys):
     """`python -m seg.predict ARGS` in this process (importing torch again per call costs ~20 s here)."""
-    from seg.predict import main
+    from seg.infer.predict_cli import main
 
     def run(*args) -> Run:
         capsys.readouterr()
@@ -202,7 +202,7 @@ def test_bad_video_flags_are_usage_errors(tmp_path, cli):
 
 
 def test_sample_clip_from_stills(tmp_path):
-    from seg.video import main as video_main
+    from seg.infer.video import main as video_main
 
     for i in range(2):
         Image.fromarray(frame(i, 63, 47)).save(tmp_path / f"s{i}.png")
@@ -215,7 +215,7 @@ def test_sample_clip_from_stills(tmp_path):
 
 
 def test_segment_clip_reports_progress_and_class_shares(tmp_path, predictor):
-    from seg.video import ClipReader, segment_clip
+    from seg.infer.video import ClipReader, segment_clip
 
     calls = []
     r = segment_clip(predictor, ClipReader(make_clip(tmp_path / "a.mp4", 4)), tmp_path / "o", frames=True,
@@ -228,7 +228,7 @@ def test_segment_clip_reports_progress_and_class_shares(tmp_path, predictor):
 
 
 def test_interrupted_clip_leaves_nothing(tmp_path, predictor):
-    from seg.video import ClipReader, _exit_on_term, segment_clip
+    from seg.infer.video import ClipReader, _exit_on_term, segment_clip
 
     class StopsAtFrame2:  # what SIGTERM does mid-clip: run_clips' handler raises SystemExit in the loop
         classes = predictor.classes

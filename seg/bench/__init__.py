@@ -1,0 +1,1 @@
+"""The benchmark behind the speed figures (`python -m seg.bench`)."""

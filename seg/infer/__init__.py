@@ -1,0 +1,1 @@
+"""Inference: deployment geometry, exact label upsampling, ONNX export and runtime, the Predictor, clips."""

@@ -1,0 +1,83 @@
+"""`python -m seg.predict`: segment images, folders of images and video clips into an output folder."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from seg.checkpoint import CheckpointError
+from seg.device import add_runtime_args
+from seg.imageio import IMAGE_EXTENSIONS, ImageError, image_files, load_image
+from seg.paths import DEFAULT_CHECKPOINT
+from seg.viz import overlay_image, to_label_png
+from seg.infer import video
+from seg.infer.predictor import Predictor
+
+
+def expand_inputs(paths: list[str]) -> tuple[list[Path], list[str]]:
+    """Files as given, folders expanded to their images (sorted, not recursive). Returns (files, errors)."""
+    files, errors = [], []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = image_files(p)
+            if not found:
+                errors.append(f"{p}: folder has no images ({', '.join(IMAGE_EXTENSIONS)})")
+            files += found
+        else:
+            files.append(p)  # missing files are reported by load_image, in order
+    return files, errors
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Segment images: writes OUT/<stem>.png (paletted class ids); "
+                                            "video clips: OUT/<stem>_overlay.mp4 (see seg/infer/video.py).")
+    p.add_argument("images", nargs="+", help="image files, folders of images, or video clips")
+    p.add_argument("--out", required=True, help="output folder (created)")
+    p.add_argument("--checkpoint", default=None, help=f"checkpoint (default {DEFAULT_CHECKPOINT})")
+    p.add_argument("--overlay", action="store_true", help="also write OUT/<stem>_overlay.jpg")
+    add_runtime_args(p)
+    video.add_args(p)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    try:
+        predictor = Predictor(args.checkpoint, device=args.device, threads=args.threads,
+                              precision=args.precision, backend=args.backend)
+    except (CheckpointError, ValueError) as e:  # ValueError: a device or precision this machine lacks
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        print(f"error: {out}: cannot create output folder ({e.strerror})", file=sys.stderr)
+        return 1
+    clips, images = video.split_inputs(args.images, args.fps)
+    files, errors = expand_inputs(images)
+    for line in errors:
+        print(f"error: {line}", file=sys.stderr)
+    failed, written = len(errors) + video.run_clips(predictor, clips, out, args), {}
+    for f in files:
+        try:
+            if f.stem in written:
+                raise ImageError(f.name, f"same output name {f.stem}.png as {written[f.stem]}; skipped")
+            image = load_image(f)
+            labels = predictor.predict(image)
+            to_label_png(labels, predictor.classes).save(out / f"{f.stem}.png")
+            if args.overlay:
+                overlay_image(image, labels, predictor.classes).save(out / f"{f.stem}_overlay.jpg", quality=90)
+            written[f.stem] = str(f)
+            print(out / f"{f.stem}.png")
+        except ImageError as e:
+            failed += 1
+            print(f"error: {e}", file=sys.stderr)
+        except OSError as e:  # writing the outputs
+            failed += 1
+            print(f"error: {f.name}: cannot write output ({e.strerror or e})", file=sys.stderr)
+        except (RuntimeError, ValueError) as e:  # e.g. out of memory on a huge frame: report, go on
+            failed += 1
+            first = (str(e).strip().splitlines() or [""])[0][:200]
+            print(f"error: {f.name}: {e.__class__.__name__}: {first}", file=sys.stderr)
+    return 1 if failed else 0

@@ -1,0 +1,1 @@
+"""Training: flags and presets, the step loop, calibration, torchrun support, the run lock and run logs."""

@@ -1,0 +1,47 @@
+"""The Inference page's clip panel (Streamlit): a progress bar while a clip is segmented, then the clip
+playing in the page, its download, frames/s and the class shares over time. Computation: seg.clips."""
+from __future__ import annotations
+
+import streamlit as st
+
+from webapp import views
+from webapp import clips
+
+PROGRESS_STEPS = 50  # replayed from the cache on every rerun: keep them few
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _segment(_pred, key: str, name: str, data: bytes):
+    bar = st.progress(0.0, text=f"Segmenting {name}…")
+    shown = [-1]
+
+    def on_frame(done: int, total: int | None) -> None:
+        total = total or clips.MAX_CLIP_FRAMES
+        step = int(PROGRESS_STEPS * done / total)
+        if step != shown[0]:
+            shown[0] = step
+            bar.progress(min(done / total, 1.0), text=f"Segmenting {name}: frame {done:,} of {total:,}…")
+
+    return clips.run_clip(_pred, name, data, on_frame)
+
+
+def show(pred, key: str, clips: list[tuple[str, bytes]]) -> None:
+    """One block per clip: errors as one line, results as video + download + chart."""
+    for i, (name, data) in enumerate(clips):
+        st.divider()
+        slot = st.empty()
+        with slot.container():  # the bar (and its replay on cache hits) lives here and is cleared after
+            res = _segment(pred, key, name, data)
+        slot.empty()
+        if isinstance(res, views.InferenceFailure):
+            st.error(res.message, icon=":material/broken_image:")
+            continue
+        st.markdown(f"**{name}**")
+        cut = f" (first {res.frames:,} frames only)" if res.capped else ""
+        st.caption(f"{res.frames:,} frames{cut} · {res.frames / res.seconds:.1f} frames/s on this machine "
+                   f"(decode + segment + encode) · {res.fps:g} frames/s clip")
+        st.video(res.video, format="video/mp4")
+        st.download_button("Segmented clip (MP4)", res.video, f"{views.stem_of(name)}_overlay.mp4", "video/mp4",
+                           key=f"dl_clip_{i}_{name}", on_click="ignore", icon=":material/download:")
+        st.plotly_chart(clips.share_figure(res.shares, res.fps, pred.classes), key=f"clip_shares_{i}_{name}",
+                        width="stretch")
