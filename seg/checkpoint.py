@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from seg.checkpoint_schema import check_fields
+from seg.cli import one_line
 from seg.classes import ClassTable
 from seg.model import MEAN, STD, create_model
 
@@ -81,11 +82,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
             ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
-        msg = str(e).strip().splitlines()
         if "weights_only" in str(e) or "Unsupported global" in str(e) or "GLOBAL" in str(e):
             reason = "refused: it contains pickled code or objects, not just tensors (possibly unsafe)"
         else:
-            reason = f"unreadable or corrupted ({e.__class__.__name__}: {msg[0][:120] if msg else ''})"
+            reason = f"unreadable or corrupted ({one_line(e, 120, kind=True)})"
         raise CheckpointError(f"{path}: {reason}") from None
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{path}: not a seg checkpoint (top level is {type(ckpt).__name__})")
@@ -132,8 +132,7 @@ def model_from_checkpoint(ckpt: dict) -> nn.Module:
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
-        first = str(e).splitlines()[0] if str(e) else ""
-        raise CheckpointError(f"{where}: weights do not fit {args['arch']} ({first[:160]})") from None
+        raise CheckpointError(f"{where}: weights do not fit {args['arch']} ({one_line(e, 160)})") from None
     return model.eval()
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from seg.cli import one_line
+
 # (config name, readable name, RGB) in Vistas v1.2 id order.
 _VISTAS_V12 = [
     ("animal--bird", "Bird", (165, 42, 42)),
@@ -181,8 +183,7 @@ def load_config(path: str | Path) -> ClassTable:
             raise ValueError(f"over {MAX_CONFIG_BYTES:,} bytes")
         labels = json.loads(path.read_bytes())["labels"]
     except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:  # RecursionError: [[[[...]]]]
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else (str(e).splitlines() or [""])[0][:160]
-        raise ValueError(f"{path}: not a Vistas config.json ({e.__class__.__name__}: {reason})") from None
+        raise ValueError(f"{path}: not a Vistas config.json ({one_line(e, 160, kind=True)})") from None
     try:
         if not isinstance(labels, list):
             raise ValueError(f"labels: expected a list, got {short_repr(labels)}")

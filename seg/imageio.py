@@ -23,7 +23,10 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+from seg.cli import one_line
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")  # what load_image reads
+VISTAS_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")  # what the Vistas layout holds
 # Decoders we let near user files (the JPEG one also yields MPO, what Pillow calls many phone JPEGs).
 _FORMATS = ("JPEG", "PNG", "BMP", "GIF", "WEBP", "TIFF")
 DEFAULT_MAX_PIXELS = 40_000_000
@@ -91,7 +94,7 @@ def _decode(f: BinaryIO, name: str, max_pixels: int) -> Image.Image:
         pixels = f"{int(m.group(1)):,} pixels" if m else "too many pixels"
         raise ImageError(name, f"{pixels} is over the {max_pixels:,}-pixel limit") from None
     except (OSError, SyntaxError, ValueError, struct.error) as e:  # struct.error: some corrupt headers
-        raise ImageError(name, f"unreadable image header ({_one_line(e)})") from None
+        raise ImageError(name, f"unreadable image header ({one_line(e, kind=True)})") from None
     with im:
         w, h = im.size
         if w * h > max_pixels:
@@ -106,7 +109,7 @@ def _decode(f: BinaryIO, name: str, max_pixels: int) -> Image.Image:
         except ImageError:
             raise
         except (OSError, SyntaxError, ValueError, EOFError, struct.error) as e:
-            raise ImageError(name, f"truncated or corrupt image data ({_one_line(e)})") from None
+            raise ImageError(name, f"truncated or corrupt image data ({one_line(e, kind=True)})") from None
 
 
 def _to_rgb(im: Image.Image, name: str) -> Image.Image:
@@ -138,17 +141,13 @@ def _to_rgb(im: Image.Image, name: str) -> Image.Image:
     try:
         return im.convert("RGB")  # L, 1, P, CMYK (incl. Adobe-inverted), YCbCr, LAB, HSV
     except (ValueError, OSError) as e:
-        raise ImageError(name, f"unsupported image mode {mode} ({_one_line(e)})") from None
+        raise ImageError(name, f"unsupported image mode {mode} ({one_line(e, kind=True)})") from None
 
 
 def _gray_u8(a: np.ndarray) -> Image.Image:
     g = np.clip(np.rint(a), 0, 255).astype(np.uint8)
     return Image.fromarray(np.repeat(g[..., None], 3, axis=2))
 
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{e.__class__.__name__}: {text[0]}" if text else e.__class__.__name__
 
 
 def image_files(folder: str | Path, exts: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[Path]:

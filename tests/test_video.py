@@ -196,9 +196,9 @@ def test_bad_clips_are_one_line_each_and_leave_nothing(tmp_path, ckpt_path, cli)
 
 
 def test_bad_video_flags_are_usage_errors(tmp_path, cli):
-    for flags in (["--every", "0"], ["--max-frames", "-1"], ["--fps", "x"]):
+    for flags in (["--every", "0"], ["--max-frames", "-1"], ["--fps", "x"], ["--fps", "inf"], ["--fps", "nan"]):
         r = cli(tmp_path / "a.mp4", "--out", tmp_path / "o", *flags)
-        assert r.returncode == 2 and "Traceback" not in r.stderr and "must be a positive number" in r.stderr
+        assert r.returncode == 2 and "Traceback" not in r.stderr and "expected a" in r.stderr
 
 
 def test_sample_clip_from_stills(tmp_path):

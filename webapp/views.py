@@ -16,10 +16,10 @@ from PIL import Image
 
 from seg import viz
 from seg.classes import ClassTable
-from seg.imageio import DEFAULT_MAX_PIXELS, ImageError, load_image
+from seg.imageio import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageError, load_image
 from seg.paths import printable
 
-UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]  # Streamlit compares extensions case-insensitively
+UPLOAD_TYPES = [e.lstrip(".") for e in IMAGE_EXTENSIONS]  # Streamlit compares them case-insensitively
 MAX_FRAME_MB = 25  # the frames' uploader; clips have their own (seg.clips.MAX_CLIP_MB)
 MAX_UPLOAD_PIXELS = DEFAULT_MAX_PIXELS  # one limit for the app, the CLI and the README; checked from the header
 DIMMED_RGB = (40, 40, 40)  # mask view: pixels of classes the user hid

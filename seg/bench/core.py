@@ -229,7 +229,7 @@ def synth_img_s(n: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def _one_line(e: BaseException) -> str:
+def _last_line(e: BaseException) -> str:
     lines = str(e).strip().splitlines()
     return f"{e.__class__.__name__}: {lines[-1][:200] if lines else ''}"
 
@@ -282,12 +282,12 @@ def run(checkpoint: Path, quick: bool, data: Path = DEFAULT_DATA, kitti: Path = 
     try:
         res["synth_img_s"] = synth_img_s(3 if quick else 8)
     except Exception as e:  # noqa: BLE001 - reported, not hidden
-        res["synth_img_s"], res["synth_error"] = None, _one_line(e)
+        res["synth_img_s"], res["synth_error"] = None, _last_line(e)
     try:
         res.update(train_figures(10 if quick else 25))
     except Exception as e:  # noqa: BLE001 - reported, not hidden
         res.setdefault("train_img_s", None)
-        res["loader_img_s"], res["loader_error"] = None, _one_line(e)
+        res["loader_img_s"], res["loader_error"] = None, _last_line(e)
     for suffix in ("", "_kitti"):
         res[f"naive_over_predict{suffix}"] = res[f"naive_ms{suffix}"] / res[f"predict_ms{suffix}"]
         res[f"predict_over_forward{suffix}"] = res[f"predict_ms{suffix}"] / res[f"forward_ms{suffix}"]
@@ -312,7 +312,7 @@ def cuda_figures(checkpoint: Path, naive: NaivePipeline, val: list, kit: list, r
         if "train_error" in t:
             out["cuda_train_error"] = t["train_error"]
     except Exception as e:  # noqa: BLE001 - reported, not hidden
-        out["cuda_train_img_s"], out["cuda_train_error"] = None, _one_line(e)
+        out["cuda_train_img_s"], out["cuda_train_error"] = None, _last_line(e)
     return out
 
 

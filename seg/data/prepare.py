@@ -21,11 +21,10 @@ from PIL import Image
 from tqdm import tqdm
 
 from seg.cli import size_arg
+from seg.imageio import VISTAS_IMAGE_EXTENSIONS  # numpy and Pillow only: the workers skip torch
 
 SPLITS = ("training", "validation", "testing")
 LABELED_SPLITS = ("training", "validation")  # testing has no public labels
-# Same as seg.data.VISTAS_IMAGE_EXTS; not imported from there so this tool (and its workers) skip torch.
-IMAGE_EXTS = (".jpg", ".jpeg", ".png")
 LABEL_MODES = ("P", "L")
 JPEG_QUALITY = 95
 PART = ".part"  # temporary output suffix; leftovers of a killed run are removed at the next start
@@ -140,7 +139,7 @@ def collect_jobs(src: Path, dst: Path, size, keep_aspect: bool, labels_dir: str 
         lbl_dir = _labels_folder(src / split, labels_dir, report)
         if lbl_dir is None and split in LABELED_SPLITS:
             report.problems.append(f"{src / split}: no label folder {labels_dir or 'labels'}")
-        images = {p.stem: p for p in sorted(img_dir.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_EXTS}
+        images = {p.stem: p for p in sorted(img_dir.iterdir()) if p.is_file() and p.suffix.lower() in VISTAS_IMAGE_EXTENSIONS}
         labels = {}
         if lbl_dir is not None:
             labels = {p.stem: p for p in sorted(lbl_dir.iterdir()) if p.is_file() and p.suffix.lower() == ".png"}

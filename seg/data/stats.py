@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from seg.classes import ClassTable, table_for
+from seg.cli import int_arg
 from seg.data.vistas import DataError, read_label, scan_split
 
 
@@ -51,18 +52,12 @@ def class_stats(root: str | Path, split: str = "validation", limit: int | None =
     return {"frames": len(pairs), "pixels": total, "ignored": ignored, "classes": rows}
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Per-class pixel shares of a Vistas-layout split.")
     p.add_argument("data", help="dataset folder (Vistas layout: SPLIT/images, SPLIT/labels, config.json)")
     p.add_argument("--split", default="validation", help="split folder (default validation)")
-    p.add_argument("--limit", type=_positive, default=None, help="read only the first N frames")
+    p.add_argument("--limit", type=int_arg(1), default=None, help="read only the first N frames")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     return p
 

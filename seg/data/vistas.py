@@ -19,11 +19,10 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
 from seg.classes import IGNORE_INDEX, ClassTable, table_for
-from seg.imageio import DEFAULT_MAX_PIXELS as MAX_PIXELS, image_files
+from seg.cli import one_line
+from seg.imageio import DEFAULT_MAX_PIXELS as MAX_PIXELS, VISTAS_IMAGE_EXTENSIONS, image_files
 from seg.paths import inside
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")  # list_images, any case
-VISTAS_IMAGE_EXTS = (".jpg", ".jpeg", ".png")
 LABEL_MODES = ("P", "L")  # paletted or grayscale: both store the id as the pixel value
 VOID_VALUE = 255  # "no label" value some tools write; mapped to the table's ignore index on read
 
@@ -33,11 +32,11 @@ class DataError(ValueError):
 
 
 def list_images(folder: str | Path) -> list[Path]:
-    """Sorted image files directly in `folder` (jpg/jpeg/png/webp/bmp, any case: dashcams write .JPG)."""
+    """Sorted image files directly in `folder` (`seg.imageio.IMAGE_EXTENSIONS`, any case: dashcams write .JPG)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: not a folder")
-    return image_files(folder, IMAGE_EXTS)
+    return image_files(folder)
 
 
 def _listdir(folder: Path) -> tuple[list[Path], str | None]:
@@ -79,7 +78,7 @@ def scan_split(root: Path, split: str, roots: tuple[Path, ...] | None = None
 
     images: dict[str, Path] = {}
     for p in entries[img_dir]:
-        if p.is_file() and p.suffix.lower() in VISTAS_IMAGE_EXTS and allowed(p):
+        if p.is_file() and p.suffix.lower() in VISTAS_IMAGE_EXTENSIONS and allowed(p):
             if p.stem in images:
                 problems.append(f"{p}: same stem as {images[p.stem].name}; which one is the frame?")
             images[p.stem] = p
@@ -109,7 +108,7 @@ def _open(path: Path, what: str, max_pixels: int = MAX_PIXELS) -> Image.Image:
             Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         if isinstance(e, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
             raise DataError(f"{path}: {what} is over the {max_pixels:,}-pixel limit") from None
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else _first_line(e)
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else one_line(e, 160, kind=True)
         raise DataError(f"{path}: unreadable {what} ({reason})") from None
     w, h = im.size
     if w * h > max_pixels:
@@ -117,10 +116,6 @@ def _open(path: Path, what: str, max_pixels: int = MAX_PIXELS) -> Image.Image:
         raise DataError(f"{path}: {what} of {w}x{h} is over the {max_pixels:,}-pixel limit")
     return im
 
-
-def _first_line(e: BaseException) -> str:
-    lines = str(e).strip().splitlines()
-    return f"{e.__class__.__name__}: {lines[0][:160]}" if lines else e.__class__.__name__
 
 
 def read_label(path: str | Path, classes: ClassTable) -> np.ndarray:
@@ -140,7 +135,7 @@ def read_label(path: str | Path, classes: ClassTable) -> np.ndarray:
     except (OSError, ValueError, SyntaxError, struct.error) as e:
         if isinstance(e, DataError):
             raise
-        raise DataError(f"{path}: unreadable label ({_first_line(e)})") from None
+        raise DataError(f"{path}: unreadable label ({one_line(e, 160, kind=True)})") from None
     bad = np.unique(ids[(ids >= classes.num_classes) & (ids != VOID_VALUE)])
     if bad.size:
         raise DataError(f"{path}: label ids {bad[:8].tolist()} outside the {classes.num_classes}-class table")
@@ -158,7 +153,7 @@ def _read_image(path: Path) -> Image.Image:
     except (OSError, ValueError, SyntaxError, struct.error) as e:  # e.g. a JPEG cut short after its header
         if isinstance(e, DataError):
             raise
-        raise DataError(f"{path}: unreadable image ({_first_line(e)})") from None
+        raise DataError(f"{path}: unreadable image ({one_line(e, 160, kind=True)})") from None
 
 
 def to_tv(image: Image.Image, ids: np.ndarray) -> tuple[tv_tensors.Image, tv_tensors.Mask]:
@@ -230,7 +225,7 @@ def check_split(root: str | Path, split: str, max_files: int | None = None) -> l
             problems.append(str(e))
             continue
         except (OSError, ValueError, SyntaxError, struct.error) as e:  # the image data, not its header
-            problems.append(f"{img_path}: unreadable image ({_first_line(e)})")
+            problems.append(f"{img_path}: unreadable image ({one_line(e, 160, kind=True)})")
             continue
         if ids.shape != (size[1], size[0]):
             problems.append(f"{lbl_path}: label is {ids.shape[1]}x{ids.shape[0]}, image is {size[0]}x{size[1]}")

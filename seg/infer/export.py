@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from seg.checkpoint import model_from_checkpoint
+from seg.cli import one_line
 from seg.infer.deploy import fold_conv_bn
 
 OPSET = 18
@@ -137,9 +138,7 @@ def export_onnx(ckpt: dict, out: str | Path, sha256: str, opset: int = OPSET, ex
                 warnings.simplefilter("ignore")  # the exporters' deprecation and tracer chatter; failures raise
                 _export_graph(DeployedNet(model).eval(), example, tmp, opset, exporter)
         except Exception as e:  # noqa: BLE001 - any exporter failure becomes one line
-            lines = str(e).strip().splitlines()
-            raise ExportError(f"{ckpt.get('_path', 'checkpoint')}: ONNX export failed "
-                              f"({e.__class__.__name__}: {lines[0][:160] if lines else ''})") from None
+            raise ExportError(f"{ckpt.get('_path', 'checkpoint')}: ONNX export failed ({one_line(e, 160, kind=True)})") from None
         graph = onnx.load(tmp)
         for key, value in metadata(ckpt, sha256, stride).items():
             graph.metadata_props.add(key=key, value=value)

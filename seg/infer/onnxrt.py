@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from seg.cli import one_line
 from seg.infer.export import GRAPH_VERSION, OPSET, ExportError, agreement, export_onnx, file_sha256
 
 MIN_AGREEMENT = 0.999  # low-res argmax cells; fp32 vs fp32 differ only by summation order
@@ -61,9 +62,7 @@ class OrtNet:
         try:
             self.session = ort.InferenceSession(str(self.path), so, providers=["CPUExecutionProvider"])
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types for bad files
-            lines = str(e).strip().splitlines()
-            raise ExportError(f"{self.path}: onnxruntime cannot load it "
-                              f"({e.__class__.__name__}: {lines[0][:160] if lines else ''})") from None
+            raise ExportError(f"{self.path}: onnxruntime cannot load it ({one_line(e, 160, kind=True)})") from None
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self.version = ort.__version__
         self._input = self.session.get_inputs()[0].name

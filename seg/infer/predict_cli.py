@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from seg.checkpoint import CheckpointError
+from seg.cli import one_line
 from seg.device import add_runtime_args
 from seg.imageio import IMAGE_EXTENSIONS, ImageError, image_files, load_image
 from seg.paths import DEFAULT_CHECKPOINT
@@ -78,6 +79,5 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {f.name}: cannot write output ({e.strerror or e})", file=sys.stderr)
         except (RuntimeError, ValueError) as e:  # e.g. out of memory on a huge frame: report, go on
             failed += 1
-            first = (str(e).strip().splitlines() or [""])[0][:200]
-            print(f"error: {f.name}: {e.__class__.__name__}: {first}", file=sys.stderr)
+            print(f"error: {f.name}: {one_line(e, kind=True)}", file=sys.stderr)
     return 1 if failed else 0

@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 
 from seg.checkpoint import load_checkpoint, model_from_checkpoint
+from seg.cli import one_line
 from seg.classes import ClassTable
 from seg.device import BACKENDS, PRECISIONS, autocast_dtype, describe, resolve_device, resolve_precision
 from seg.imageio import load_image
@@ -82,8 +83,7 @@ class Predictor:
             try:
                 self._onnx = onnxrt.load_or_build(path, ckpt, self.model, threads)
             except (ImportError, OSError, RuntimeError) as e:  # ExportError is a RuntimeError
-                lines = str(e).strip().splitlines()
-                note = f"onnxruntime backend unavailable ({lines[0][:200] if lines else e.__class__.__name__}); using torch"
+                note = f"onnxruntime backend unavailable ({one_line(e)}); using torch"
                 log.warning("warning: %s", note)
                 backend = "torch"
         self.backend = backend

@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
+from seg.cli import int_arg, one_line, positive_float
 from seg.imageio import IMAGE_EXTENSIONS, ImageError, image_files, load_image
 from seg.viz import legend, overlay_image, to_label_png
 
@@ -48,9 +49,6 @@ def is_video(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
-def _av_reason(e: Exception) -> str:
-    return (str(getattr(e, "strerror", "") or e).strip().splitlines() or [type(e).__name__])[0][:160]
-
 
 class ClipReader:
     """Decoded frames of a video file as (H, W, 3) uint8 RGB arrays; `fps` (Fraction), `total` (declared
@@ -65,7 +63,7 @@ class ClipReader:
         try:
             self.container = av.open(str(self.path), "r")
         except (av.FFmpegError, ValueError, OSError) as e:
-            raise VideoError(self.name, f"not a readable video ({_av_reason(e)})") from None
+            raise VideoError(self.name, f"not a readable video ({one_line(e, 160)})") from None
         streams = self.container.streams.video
         if not streams:
             self.close()
@@ -86,7 +84,7 @@ class ClipReader:
                 n += 1
                 yield frame.to_ndarray(format="rgb24")
         except (av.FFmpegError, ValueError, OSError) as e:
-            raise VideoError(self.name, f"truncated or corrupt at frame {n} ({_av_reason(e)})") from None
+            raise VideoError(self.name, f"truncated or corrupt at frame {n} ({one_line(e, 160)})") from None
         if n == 0:
             raise VideoError(self.name, "no frames (empty, truncated, or a codec this build cannot decode)")
         if self.total and n < self.total:
@@ -264,25 +262,14 @@ def _replace_dir(src: Path, dst: Path) -> None:
 # ---- command line (seg.predict) ------------------------------------------------------------------------
 
 
-def _positive(kind):
-    def parse(text: str):
-        try:
-            v = kind(text)
-        except ValueError:
-            v = 0
-        if not v > 0:
-            raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
-        return v
-    return parse
-
 
 def add_args(p: argparse.ArgumentParser) -> None:
     """The video flags of `python -m seg.predict`."""
     g = p.add_argument_group("video (.mp4 .mov .avi .mkv .webm, any case; frame folders with --fps)")
     g.add_argument("--frames", action="store_true", help="also write OUT/<stem>/000000.png... label maps")
-    g.add_argument("--every", type=_positive(int), default=1, metavar="K", help="segment every K-th frame")
-    g.add_argument("--max-frames", type=_positive(int), default=None, metavar="N", help="stop after N frames")
-    g.add_argument("--fps", type=_positive(float), default=None,
+    g.add_argument("--every", type=int_arg(1), default=1, metavar="K", help="segment every K-th frame")
+    g.add_argument("--max-frames", type=int_arg(1), default=None, metavar="N", help="stop after N frames")
+    g.add_argument("--fps", type=positive_float, default=None,
                    help="turn each FOLDER of numbered frames into a clip at this rate (else folders are images)")
 
 
@@ -329,7 +316,7 @@ def _run_clip(predictor, clip: Path, out: Path, args) -> int:
         print(f"error: {clip.name}: cannot write output ({e.strerror or e})", file=sys.stderr)
         return 1
     except (RuntimeError, ValueError) as e:  # e.g. out of memory on a huge frame: report, go on
-        print(f"error: {clip.name}: {e.__class__.__name__}: {_av_reason(e)}", file=sys.stderr)
+        print(f"error: {clip.name}: {e.__class__.__name__}: {one_line(e, 160)}", file=sys.stderr)
         return 1
     print(r["path"])
     print(f"{clip.name}: {r['frames']} frames in {r['seconds']:.1f} s ({r['frames'] / r['seconds']:.2f} "
@@ -367,8 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Write a sample dashcam clip (H.264 mp4) from still frames.")
     p.add_argument("frames", nargs="+", help="image files or a folder of them (e.g. assets/kitti_samples)")
     p.add_argument("--out", required=True, help="output .mp4")
-    p.add_argument("--seconds", type=_positive(float), default=4.0, help="clip length")
-    p.add_argument("--fps", type=_positive(int), default=10, help="frame rate (KITTI records at 10)")
+    p.add_argument("--seconds", type=positive_float, default=4.0, help="clip length")
+    p.add_argument("--fps", type=int_arg(1), default=10, help="frame rate (KITTI records at 10)")
     args = p.parse_args(argv)
     files = [f for a in map(Path, args.frames) for f in (image_files(a) if a.is_dir() else [a])]
     if not files:

@@ -35,7 +35,7 @@ from seg.synth.ground import TEX, ground, sky, textures, wrap
 from seg.synth.scene import sample_scene
 from seg.synth.style import get_style
 from seg.classes import VISTAS
-from seg.cli import size_arg
+from seg.cli import int_arg, size_arg
 from seg.synth.objects import C, M
 
 SPLITS = ("training", "validation")
@@ -200,17 +200,6 @@ def _run(jobs: list, workers: int) -> None:
             pass
 
 
-def _count(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return int(text)
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return int(text)
-
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, no usage block: callers grep stderr
@@ -220,11 +209,11 @@ class _Parser(argparse.ArgumentParser):
 def get_args_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m seg.synth", description=__doc__.split("\n")[0])
     p.add_argument("--out", help="output folder (Vistas layout); required unless --preview")
-    p.add_argument("--train", type=_count, required=True, help="number of training frames (0: no folder)")
-    p.add_argument("--val", type=_count, required=True, help="number of validation frames")
-    p.add_argument("--seed", type=_count, default=0, help="dataset seed (frame seeds derive from it)")
+    p.add_argument("--train", type=int_arg(0), required=True, help="number of training frames (0: no folder)")
+    p.add_argument("--val", type=int_arg(0), required=True, help="number of validation frames")
+    p.add_argument("--seed", type=int_arg(0), default=0, help="dataset seed (frame seeds derive from it)")
     p.add_argument("--size", type=size_arg, default=(512, 384), help="frame size WxH (default 512x384)")
-    p.add_argument("--workers", type=_positive, default=1, help="worker processes (default 1)")
+    p.add_argument("--workers", type=int_arg(1), default=1, help="worker processes (default 1)")
     p.add_argument("--images-only", action="store_true",
                    help="write the --val frames as OUT/PREFIXnnn.png images only, no labels (needs --train 0)")
     p.add_argument("--prefix", default="frame_", help="file name prefix for --images-only")
