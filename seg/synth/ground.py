@@ -7,11 +7,14 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+from PIL import Image
 
+from seg.paths import REPO_ROOT
 from seg.synth import objects as obj
 from seg.synth.objects import C, M
 
 TEX = 512  # side of every cached texture; power of two so world coordinates wrap with a bit mask
+TEXTURES = REPO_ROOT / "assets" / "textures"
 
 def _fft_noise(rng: np.random.Generator, beta: float) -> np.ndarray:
     """(TEX, TEX) float32 tileable noise with a 1/f^beta spectrum, zero mean, unit std."""
@@ -30,6 +33,11 @@ def _norm(a: np.ndarray) -> np.ndarray:
     return (a - a.mean()) / a.std()
 
 
+def _photo(name: str) -> np.ndarray:
+    """(TEX, TEX) uint8 grayscale photo texture from assets/textures (CC0 / public domain, see its README)."""
+    return np.asarray(Image.open(TEXTURES / f"{name}.png").convert("L"))
+
+
 @functools.lru_cache(maxsize=1)
 def textures() -> dict:
     """Detail maps built once per process (fixed seed, so every process sees the same ones).
@@ -37,10 +45,8 @@ def textures() -> dict:
     "materials": (len(M), TEX, TEX) float32 multiplicative maps indexed by material id; the others are
     zero-mean unit-std (TEX, TEX) fields sampled in world coordinates on the ground.
     """
-    from skimage import data  # the photos ship inside scikit-image: no download
-
     rng = np.random.default_rng(1234)
-    grass, gravel = _norm(data.grass()), _norm(data.gravel())
+    grass, gravel = _norm(_photo("grass")), _norm(_photo("gravel"))
     white = _norm(rng.normal(size=(TEX, TEX)))
     cols = np.arange(TEX, dtype=np.float32)[None, :]
     planks = np.repeat(np.sign(np.sin(cols * 2 * np.pi / 9.0)), TEX, 0) * 0.6 + 0.4 * _fft_noise(rng, 1.2)
@@ -48,7 +54,7 @@ def textures() -> dict:
     foliage = np.tanh(0.8 * gravel + 0.9 * _fft_noise(rng, 1.0) + 0.3 * white)
     rows = np.arange(TEX, dtype=np.float32)[:, None]
     # Bricks in horizontal courses (8 px, joints staggered by half a 16 px brick), each brick its own tone;
-    # the photo in skimage.data.brick runs vertically in perspective, which read as diagonal streaks.
+    # a brick photo in perspective (vertical courses) read as diagonal streaks on the flat facades.
     course = (rows // 8).astype(np.int64)
     col_b = ((cols + 8 * (course % 2)) // 16).astype(np.int64)
     tone = rng.normal(0, 0.5, (TEX // 8 + 1, TEX // 16 + 2))[course, col_b]
@@ -75,7 +81,7 @@ def textures() -> dict:
     return {
         "materials": mats,
         "asphalt": 0.7 * gravel + 0.5 * white,
-        "moon": 0.8 * _norm(data.moon()) + 0.4 * white,  # held-out style's asphalt grain
+        "moon": 0.8 * _norm(_photo("moon")) + 0.4 * white,  # held-out style's asphalt grain
         "crack": _fft_noise(rng, 1.4),
         "patch": _fft_noise(rng, 2.2),
         "grass": 0.7 * grass + 0.4 * _fft_noise(rng, 1.0),
