@@ -123,7 +123,7 @@ def pipeline_figures(pred: Predictor, naive: NaivePipeline, imgs: list[Image.Ima
     `gemm`, gemm_gflop_s. All timed in the same interleaved rounds (`timed_rounds`)."""
     img = imgs[0]
     h, w = model_size(img.height, img.width, pred.input_size)
-    x = pred._batch([torch.randn(1, 3, h, w, device=pred.device)])  # in the backend's own layout, as predict feeds it
+    x = pred.batch_input([torch.randn(1, 3, h, w, device=pred.device)])  # in the backend's own layout, as predict feeds it
     sync = torch.cuda.synchronize if pred.device.type == "cuda" else (lambda: None)
 
     def forward():
@@ -154,7 +154,7 @@ def pipeline_figures(pred: Predictor, naive: NaivePipeline, imgs: list[Image.Ima
     labels = pred.predict(img)
     fns = {"forward_ms": forward, "predict_ms": predict, "predict_full_ms": lambda: pred.predict_full(img),
            "input_ms": lambda: pred.model_input(img),
-           "labels_ms": lambda: pred._labels(real_low, real_x.shape[-2:]),
+           "labels_ms": lambda: pred.labels_at(real_low, real_x.shape[-2:]),
            "picture_ms": lambda: (to_label_png(labels, pred.classes), overlay_image(img, labels, pred.classes))}
     if reference:
         fns.update(model_forward_ms=model_forward, naive_ms=lambda: naive(img))

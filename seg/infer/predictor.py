@@ -147,13 +147,13 @@ class Predictor:
         x = x.permute(2, 0, 1).unsqueeze(0)  # (1, 3, h, w), already channels_last in memory
         return torch.addcmul(self._shift, x.float(), self._scale)
 
-    def _labels(self, low: torch.Tensor, hw: tuple[int, int]) -> np.ndarray:
+    def labels_at(self, low: torch.Tensor, hw: tuple[int, int]) -> np.ndarray:
         """(1, C, h', w') logits -> (h, w) uint8 labels at the model size, computed where the logits are."""
         if low.device.type == "cpu":
             return upsample_argmax(low, hw)
         return upsample_argmax_t(low, hw).cpu().numpy()
 
-    def _confidence(self, low: torch.Tensor, hw: tuple[int, int]) -> np.ndarray:
+    def confidence_at(self, low: torch.Tensor, hw: tuple[int, int]) -> np.ndarray:
         """(1, C, h', w') logits -> (h, w) float32 max-softmax confidence at the model size, computed where
         the logits are."""
         if low.device.type == "cpu":
@@ -165,7 +165,7 @@ class Predictor:
         image = self._image(img)
         x = self.model_input(image)
         with torch.inference_mode():
-            small = self._labels(self.forward(x), x.shape[-2:])  # (h, w) uint8
+            small = self.labels_at(self.forward(x), x.shape[-2:])  # (h, w) uint8
         return self._to_size(small, image.size, Image.NEAREST)
 
     def predict_batch(self, imgs, batch_size: int = 8) -> list[np.ndarray]:
@@ -181,14 +181,14 @@ class Predictor:
         for idx in groups.values():
             for k in range(0, len(idx), max(1, int(batch_size))):
                 chunk = idx[k:k + max(1, int(batch_size))]
-                x = self._batch([self.model_input(images[i]) for i in chunk])
+                x = self.batch_input([self.model_input(images[i]) for i in chunk])
                 with torch.inference_mode():
                     low = self.forward(x)  # (B, C, h', w')
                     for j, i in enumerate(chunk):
-                        out[i] = self._to_size(self._labels(low[j:j + 1], x.shape[-2:]), images[i].size, Image.NEAREST)
+                        out[i] = self._to_size(self.labels_at(low[j:j + 1], x.shape[-2:]), images[i].size, Image.NEAREST)
         return out
 
-    def _batch(self, xs: list[torch.Tensor]) -> torch.Tensor:
+    def batch_input(self, xs: list[torch.Tensor]) -> torch.Tensor:
         """Model inputs of one size -> one batch: NCHW numpy-backed for onnxruntime (no torch op, whose
         spinning threads slow the next run), channels_last for torch."""
         if self._onnx is not None:
@@ -206,8 +206,8 @@ class Predictor:
         x = self.model_input(image)
         with torch.inference_mode():
             low = self.forward(x)  # (1, C, h', w')
-            small = self._labels(low, x.shape[-2:])
-            conf = self._confidence(low, x.shape[-2:])  # (h, w) float32
+            small = self.labels_at(low, x.shape[-2:])
+            conf = self.confidence_at(low, x.shape[-2:])  # (h, w) float32
         labels = self._to_size(small, image.size, Image.NEAREST)
         confidence = self._to_size(conf, image.size, Image.BILINEAR)
         return Prediction(labels, confidence, (time.perf_counter() - t0) * 1e3)
