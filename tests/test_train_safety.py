@@ -25,9 +25,9 @@ from seg.train.runlock import LOCK_FILE
 REPO = Path(__file__).resolve().parent.parent
 FAST = ["--arch", "lraspp_mobilenet_v3_large", "--size", "64x48", "--batch-size", "2", "--workers", "0",
         "--threads", "1"]
-HOLD = ("import sys, time\nfrom seg.runlock import RunLock\nlock = RunLock(sys.argv[1]).acquire()\n"
+HOLD = ("import sys, time\nfrom seg.train.runlock import RunLock\nlock = RunLock(sys.argv[1]).acquire()\n"
         "print('held', flush=True)\ntime.sleep(600)\n")
-TRY = ("import sys\nfrom seg.runlock import RunLock, RunLockError\n"
+TRY = ("import sys\nfrom seg.train.runlock import RunLock, RunLockError\n"
        "try:\n    RunLock(sys.argv[1]).acquire()\n    print('free')\nexcept RunLockError:\n    print('locked')\n")
 
 

@@ -1,5 +1,5 @@
 """The Inference page's clip panel (Streamlit): a progress bar while a clip is segmented, then the clip
-playing in the page, its download, frames/s and the class shares over time. Computation: seg.clips."""
+playing in the page, its download, frames/s and the class shares over time. Computation: webapp.clips."""
 from __future__ import annotations
 
 import streamlit as st
@@ -25,9 +25,9 @@ def _segment(_pred, key: str, name: str, data: bytes):
     return clips.run_clip(_pred, name, data, on_frame)
 
 
-def show(pred, key: str, clips: list[tuple[str, bytes]]) -> None:
+def show(pred, key: str, uploads: list[tuple[str, bytes]]) -> None:
     """One block per clip: errors as one line, results as video + download + chart."""
-    for i, (name, data) in enumerate(clips):
+    for i, (name, data) in enumerate(uploads):
         st.divider()
         slot = st.empty()
         with slot.container():  # the bar (and its replay on cache hits) lives here and is cleared after
