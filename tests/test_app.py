@@ -297,10 +297,10 @@ def test_upload_types_accept_upper_case_extensions():
     from streamlit.elements.lib.file_uploader_utils import enforce_filename_restriction, normalize_upload_file_type
 
     allowed = normalize_upload_file_type(views.UPLOAD_TYPES)
-    for name in ("A.JPG", "b.Jpeg", "c.PNG", "d.webp", "e.BMP"):
+    for name in ("A.JPG", "b.Jpeg", "c.PNG", "d.webp", "e.BMP", "f.GIF", "g.tif"):
         enforce_filename_restriction(name, allowed)
     with pytest.raises(Exception, match="Invalid file extension"):
-        enforce_filename_restriction("x.gif", allowed)
+        enforce_filename_restriction("x.txt", allowed)
 
 
 def test_frame_selection_and_paging():
