@@ -6,7 +6,8 @@ import pytest
 from PIL import Image
 
 from seg.classes import IGNORE_INDEX, VISTAS
-from seg.evaluate import evaluate, format_table, main
+from seg.evaluate import evaluate
+from seg.evaluate.cli import format_table, main
 
 ROAD, SKY = VISTAS.index("Road"), VISTAS.index("Sky")
 
