@@ -64,7 +64,7 @@ def make_standins(root: Path, n_samples: int = 2) -> dict[str, str]:
             torch.nn.init.normal_(mod.weight, std=1.0)
             torch.nn.init.zeros_(mod.bias)
     ckpt = make_checkpoint(model.eval(), ARCH, VISTAS, (96, 128), step=200, best_miou=0.25,
-                           args={"data": "synth", "eval_limit": 32})  # what seg.train records (seg.provenance)
+                           args={"data": "synth", "eval_limit": 32})  # what seg.train records (webapp.provenance)
     save_checkpoint(root / "runs" / "demo" / "model.pt", ckpt)
     write_run(root / "runs" / "demo", calibrated=True)
     write_run(root / "runs" / "sweep" / "lr-high", steps=120)

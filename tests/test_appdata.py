@@ -1,4 +1,4 @@
-"""seg.appdata's view helpers and seg.checkpoint's file-kind check: error map, outlines, zip, transparent
+"""webapp.views helpers and seg.checkpoint's file-kind check: error map, outlines, zip, transparent
 uploads, one pixel limit, and a file that is not a checkpoint named as such."""
 import io
 import pickle

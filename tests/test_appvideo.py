@@ -1,4 +1,4 @@
-"""seg.clips and the Inference page's clip panel: a clip's bytes give a playable clip, frames/s and class
+"""webapp.clips and the Inference page's clip panel: a clip's bytes give a playable clip, frames/s and class
 shares; bad clips are one line; the page plays a bundled sample clip (AppTest)."""
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The Inference page's clip panel (Streamlit): a progress bar while a clip is segmented, then the clip
-playing in the page, its download, frames/s and the class shares over time. Computation: seg.clips."""
+playing in the page, its download, frames/s and the class shares over time. Computation: webapp.clips."""
 from __future__ import annotations
 
 import streamlit as st
