@@ -119,6 +119,7 @@ def context() -> Context:
 
 
 def header(title: str, caption: str) -> None:
+    """A page's title and the one-line caption under it."""
     st.title(title)
     st.caption(caption)
 

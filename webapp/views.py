@@ -177,6 +177,7 @@ def label_png_bytes(labels: np.ndarray, classes: ClassTable) -> bytes:
 
 
 def stem_of(name: str) -> str:
+    """An uploaded file's name without folder and extension, for download names ("frame" when empty)."""
     return Path(name).stem or "frame"
 
 
@@ -234,6 +235,7 @@ def page_of(rows: list, page: int, per_page: int) -> list:
 
 
 def n_pages(n_rows: int, per_page: int) -> int:
+    """Pages needed for `n_rows` rows (at least 1)."""
     return max(1, -(-n_rows // per_page))
 
 

@@ -31,6 +31,7 @@ def format_table(result: dict) -> str:
 
 
 def get_args_parser() -> argparse.ArgumentParser:
+    """The flags of `python -m seg.evaluate`."""
     p = argparse.ArgumentParser(description="Evaluate a checkpoint on a Vistas-layout split.")
     p.add_argument("--data", default=str(DEFAULT_DATA), help="dataset folder (default: the bundled set)")
     p.add_argument("--split", default="validation", help="split subfolder")
