@@ -1,7 +1,7 @@
 """Street-scene segmentation workbench: `streamlit run app.py [-- --data DIR --runs DIR --checkpoint FILE]`.
 
 The router: page config, the shared sidebar (checkpoint, dataset, runs folder), then the chosen page.
-Pages in pages/ hold only view code; the work is done in seg/.
+Pages in pages/ hold only view code; the work is done in webapp/ and seg/.
 """
 import sys
 

@@ -104,4 +104,4 @@ with c2:
     st.caption("Original | prediction | ground truth | errors per frame, per-class IoU and the confusion matrix.")
 with c3:
     st.page_link("pages/inference.py", label="Inference", icon=":material/photo_camera:")
-    st.caption("Drop your own frames (jpg, png, webp, bmp) or try the sample frames.")
+    st.caption(f"Drop your own frames ({', '.join(views.UPLOAD_TYPES)}) or try the sample frames.")

@@ -25,7 +25,7 @@ if ab:
             icon=":material/compare:")
 
 uploads = st.file_uploader(
-    f"Frames (jpg, jpeg, png, webp, bmp; up to {max_mb} MB and {views.MAX_UPLOAD_PIXELS / 1e6:g} million "
+    f"Frames ({', '.join(views.UPLOAD_TYPES)}; up to {max_mb} MB and {views.MAX_UPLOAD_PIXELS / 1e6:g} million "
     "pixels each)", type=views.UPLOAD_TYPES, accept_multiple_files=True, key="inf_uploads", max_upload_size=max_mb,
     help="Several files at once; extensions in any case (.JPG works). Larger images are refused from their header, "
          "before decoding.")
@@ -66,7 +66,7 @@ frames += [(p.name, p.read_bytes(), True) for p in samples if p.name in picked]
 clip_inputs = [(u.name, u.getvalue()) for u in (clip_uploads or [])]
 clip_inputs += [(p.name, p.read_bytes()) for p in sample_clips if p.name in picked_clips]
 if not frames and not clip_inputs:
-    st.info("Drop one or more images or clip_inputs above, or choose a sample.", icon=":material/upload:")
+    st.info("Drop one or more images or clips above, or choose a sample.", icon=":material/upload:")
     st.stop()
 clip_panel.show(pred, ui.model_key(pred), clip_inputs)
 

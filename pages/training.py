@@ -44,26 +44,24 @@ def fmt_duration(s):
     return f"{s // 3600}h {s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m {s % 60:02d}s"
 
 
-def charts():
-    runs, problems = [], []
-    for name in chosen:
+def load_runs(names: list[str]) -> list:
+    """The chosen runs' parsed logs; a run that cannot be read, or broken lines in one, are said on the page."""
+    runs = []
+    for name in names:
         try:
             runs.append(ui.load_run(by_name[name], name))
         except (OSError, runlog.RunLogError) as e:
-            problems.append(str(e))
-    for p in problems:
-        st.error(p, icon=":material/error:")
+            st.error(str(e), icon=":material/error:")
     for r in runs:
         if r.bad_lines:
             lines = ", ".join(map(str, r.bad_lines[:10])) + (" …" if len(r.bad_lines) > 10 else "")
             st.warning(f"{r.path}: skipped {len(r.bad_lines)} broken line{'s' * (len(r.bad_lines) != 1)} "
                        f"(line {lines}); the rest of the run is shown.", icon=":material/warning:")
-    if not runs:
-        st.info("Choose at least one run.", icon=":material/info:")
-        return
-    live = [r.name for r in runs if r.live]
-    if live:
-        st.caption(f":green[●] live: {', '.join(live)}" + (f" — refreshing every {REFRESH_S:.0f} s" if auto else ""))
+    return runs
+
+
+def curves(runs: list) -> None:
+    """Loss, validation mIoU and pixel accuracy, learning rate; each chart keeps the user's zoom."""
     # Each run keeps its color however the selection changes (colors are kept per session, by run name).
     colors = figures.run_colors([r.name for r in runs], st.session_state.get("_train_colors"))
     st.session_state["_train_colors"] = colors
@@ -83,6 +81,9 @@ def charts():
                                     colors=colors), "chart_acc")
     chart(p3, figures.series_figure(runs, "lr", "Learning rate", x_axis, colors=colors), "chart_lr")
 
+
+def summary(runs: list) -> None:
+    """One row per run: steps, losses, best scores, speed, duration and the status its log gives."""
     st.subheader("Summary")
     rows = []
     for r in runs:
@@ -109,23 +110,41 @@ def charts():
         },
     )
 
+
+def calibration(runs: list) -> None:
+    """Validation mIoU after each end-of-run calibration step, for the runs that had any."""
     stages = {r.name: runlog.calibration(r) for r in runs}
     stages = {k: v for k, v in stages.items() if v}
-    if stages:
-        st.subheader("End-of-run calibration")
-        st.caption("Validation mIoU after each step that ran once training ended. Both fit on training statistics "
-                   "or held-out frames, never on the validation set shown here.")
-        st.dataframe(
-            [{"run": name, **s, "val_miou": None if s["val_miou"] is None else 100 * s["val_miou"]}
-             for name, v in stages.items() for s in v],
-            hide_index=True, width="stretch", key="train_calibration",
-            column_config={
-                "run": st.column_config.TextColumn("Run"),
-                "stage": st.column_config.TextColumn("Stage"),
-                "val_miou": st.column_config.NumberColumn("Val mIoU", format="%.1f%%"),
-                "detail": st.column_config.TextColumn("Detail"),
-            },
-        )
+    if not stages:
+        return
+    st.subheader("End-of-run calibration")
+    st.caption("Validation mIoU after each step that ran once training ended. Both fit on training statistics "
+               "or held-out frames, never on the validation set shown here.")
+    st.dataframe(
+        [{"run": name, **s, "val_miou": None if s["val_miou"] is None else 100 * s["val_miou"]}
+         for name, v in stages.items() for s in v],
+        hide_index=True, width="stretch", key="train_calibration",
+        column_config={
+            "run": st.column_config.TextColumn("Run"),
+            "stage": st.column_config.TextColumn("Stage"),
+            "val_miou": st.column_config.NumberColumn("Val mIoU", format="%.1f%%"),
+            "detail": st.column_config.TextColumn("Detail"),
+        },
+    )
+
+
+def charts():
+    """Everything drawn from the logs: redrawn as one fragment, every REFRESH_S while a run is live."""
+    runs = load_runs(chosen)
+    if not runs:
+        st.info("Choose at least one run.", icon=":material/info:")
+        return
+    live = [r.name for r in runs if r.live]
+    if live:
+        st.caption(f":green[●] live: {', '.join(live)}" + (f" — refreshing every {REFRESH_S:.0f} s" if auto else ""))
+    curves(runs)
+    summary(runs)
+    calibration(runs)
 
 
 # Only a live run needs polling; a finished run's page stays still.

@@ -72,6 +72,7 @@ MAPPINGS: dict[str, Callable[[ClassTable], ClassMap]] = {"lanes": _lanes}
 
 
 def list_mappings() -> list[str]:
+    """Names of the known class mappings, sorted (the choices of `--classes`)."""
     return sorted(MAPPINGS)
 
 

@@ -6,11 +6,13 @@ depend on the bundled artifacts and exercise the same code paths a user's own fo
 from __future__ import annotations
 
 import json
+import runpy
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+from streamlit.runtime.scriptrunner import script_runner
 
 from conftest import write_vistas
 from seg.checkpoint import make_checkpoint, save_checkpoint
@@ -64,7 +66,7 @@ def make_standins(root: Path, n_samples: int = 2) -> dict[str, str]:
             torch.nn.init.normal_(mod.weight, std=1.0)
             torch.nn.init.zeros_(mod.bias)
     ckpt = make_checkpoint(model.eval(), ARCH, VISTAS, (96, 128), step=200, best_miou=0.25,
-                           args={"data": "synth", "eval_limit": 32})  # what seg.train records (seg.provenance)
+                           args={"data": "synth", "eval_limit": 32})  # what seg.train records (webapp.provenance)
     save_checkpoint(root / "runs" / "demo" / "model.pt", ckpt)
     write_run(root / "runs" / "demo", calibrated=True)
     write_run(root / "runs" / "sweep" / "lr-high", steps=120)
@@ -88,8 +90,4 @@ def no_legacy_pages_dir(monkeypatch) -> None:
     it. Here the legacy path simply runs app.py, as the server does; patching the function rather than the
     flag is immune to sessions in other threads resetting the flag.
     """
-    import runpy
-
-    from streamlit.runtime.scriptrunner import script_runner
-
     monkeypatch.setattr(script_runner, "_mpa_v1", lambda main_script_path: runpy.run_path(main_script_path, run_name="__main__"))

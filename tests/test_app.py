@@ -3,20 +3,28 @@ inference and validation paths run, and sidebar paths outside the allowed folder
 from __future__ import annotations
 
 import io
+import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from streamlit.elements.lib.file_uploader_utils import enforce_filename_restriction, normalize_upload_file_type
+from streamlit.testing.v1 import AppTest
 
-from appstandins import make_standins, no_legacy_pages_dir
-from webapp import config as appconfig
-from webapp import views
+from appstandins import make_standins, no_legacy_pages_dir, write_run
+from seg.classes import VISTAS
+from seg.data import VistasDataset
 from seg.device import cpu_name
+from seg.evaluate import evaluate
+from seg.infer.predictor import Predictor
 from seg.paths import REPO_ROOT
+from seg.train import runlog
+from webapp import config as appconfig
+from webapp import figures, views
 
-st_testing = pytest.importorskip("streamlit.testing.v1")
 APP = str(REPO_ROOT / "app.py")
 TIMEOUT = 120
 
@@ -41,7 +49,7 @@ def standins(tmp_path_factory):
 
 
 def _app(page: str | None = None):
-    at = st_testing.AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
     if page:
         at.switch_page(f"pages/{page}.py").run()
@@ -64,9 +72,6 @@ def test_home_shows_checkpoint_and_sources(standins):
 
 
 def test_home_says_what_was_trained_on_what_and_times_this_machine(standins):
-    from webapp import machine
-    from seg.data import VistasDataset
-
     at = _app()
     texts = _texts(at)
     # read from the stand-in checkpoint's recorded args: --data synth, --eval-limit 32
@@ -95,6 +100,7 @@ def test_sidebar_names_a_file_that_is_not_a_checkpoint(standins):
     assert any("README.md: not a checkpoint" in e for e in errors) and not any("unsafe" in e for e in errors)
 
 
+@pytest.mark.slow  # loads and exports a second model (the bundled one)
 def test_sidebar_model_chooser_lists_checkpoints_by_name_and_fills_the_path(standins):
     at = _app()
     (pick,) = [s for s in at.sidebar.selectbox if s.label == "Model"]
@@ -133,11 +139,6 @@ def test_training_page_lists_runs_and_reacts_to_settings(standins):
 
 
 def test_training_status_comes_from_the_log(standins, tmp_path):
-    import json
-    import time
-
-    from appstandins import write_run
-
     root = Path(standins["SEG_DATA"]) / "status_runs"  # under an allowed folder, away from the runs folder
     for name in ("finished", "cut", "garbled"):
         write_run(root / name, steps=60)
@@ -186,6 +187,7 @@ def test_inference_states_one_pixel_limit_and_names_synthetic_samples(standins, 
     at = _app("inference")
     label = at.get("file_uploader")[0].proto.label
     assert f"{views.MAX_UPLOAD_PIXELS / 1e6:g} million pixels" in label and "25 MB" in label
+    assert f"({', '.join(views.UPLOAD_TYPES)};" in label  # the types named are the types taken
     assert "synthetic" not in at.multiselect(key="inf_samples").label  # the stand-in samples are not bundled
     monkeypatch.delenv("SEG_SAMPLES")  # the bundled samples: synthetic renders
     at = _app("inference")
@@ -193,11 +195,12 @@ def test_inference_states_one_pixel_limit_and_names_synthetic_samples(standins, 
     assert "not how it does on real dashcam photos" in _texts(at)
 
 
-def test_validation_page_scores_and_browses_frames(standins):
-    pytest.importorskip("seg.evaluate")
+def test_validation_page_scores_and_browses_frames(standins, predictor):
     at = _app("validation")
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Frames"] == "6 of 6" and metrics["mIoU"].endswith("%")
+    ref = evaluate(predictor, standins["SEG_DATA"])
+    assert metrics["Frames"] == "6 of 6" and metrics["mIoU"] == f"{ref['miou']:.1%}"
+    assert metrics["Pixel accuracy"] == f"{ref['pixel_acc']:.1%}"
     assert "pixel accuracy" in _texts(at)
     at.selectbox(key="val_order").set_value("best mIoU first")
     at.toggle(key="val_overlay").set_value(True)
@@ -257,8 +260,6 @@ def _png(size=(64, 48), mode="RGB") -> bytes:
 
 @pytest.fixture(scope="module")
 def predictor(standins):
-    from seg.infer.predictor import Predictor
-
     return Predictor(checkpoint=standins["SEG_CHECKPOINT"])
 
 
@@ -293,19 +294,17 @@ def test_downloads_are_paletted_label_png_and_rgb_overlay(predictor):
 
 
 def test_upload_types_accept_upper_case_extensions():
-    """Streamlit lower-cases names before checking `type=`, so dashcam .JPG files are accepted."""
-    from streamlit.elements.lib.file_uploader_utils import enforce_filename_restriction, normalize_upload_file_type
-
+    """Streamlit lower-cases names before checking `type=`, so dashcam .JPG files are accepted; the uploader
+    takes what seg.imageio.load_image reads, nothing else."""
     allowed = normalize_upload_file_type(views.UPLOAD_TYPES)
-    for name in ("A.JPG", "b.Jpeg", "c.PNG", "d.webp", "e.BMP", "f.GIF", "g.tif"):
+    for name in ("A.JPG", "b.Jpeg", "c.PNG", "d.webp", "e.BMP", "f.Gif", "g.TIFF"):
         enforce_filename_restriction(name, allowed)
-    with pytest.raises(Exception, match="Invalid file extension"):
-        enforce_filename_restriction("x.txt", allowed)
+    for name in ("x.heic", "x.svg", "notes.txt"):
+        with pytest.raises(Exception, match="Invalid file extension"):
+            enforce_filename_restriction(name, allowed)
 
 
 def test_frame_selection_and_paging():
-    from seg.classes import VISTAS
-
     frames = [{"stem": f"f{i}", "pixel_acc": i / 10, "miou": (5 - i) / 10,
                "classes": ["Road", "Sky"] if i % 2 else ["Road"]} for i in range(5)]
     worst = views.select_frames(frames, "worst mIoU first")
@@ -324,8 +323,6 @@ def test_frame_selection_and_paging():
 
 
 def test_confusion_view_is_row_normalised_over_present_classes():
-    from seg.classes import VISTAS
-
     mat = np.zeros((66, 66), np.int64)
     mat[13, 13], mat[13, 27], mat[27, 27], mat[65, 13] = 3, 1, 2, 50
     names, shares = views.confusion_view(mat.tolist(), VISTAS)
@@ -334,11 +331,6 @@ def test_confusion_view_is_row_normalised_over_present_classes():
 
 
 def test_training_figures_keep_zoom_and_ignore_eval_rows_on_the_loss_axis(tmp_path):
-    from appstandins import write_run
-
-    from webapp import figures
-    from seg.train import runlog
-
     d = write_run(tmp_path / "r", steps=200, every=20, eval_every=100)
     with open(d / "metrics.jsonl", "a") as f:
         f.write('{"step": 220, "loss": 0.')  # the trainer is mid-line

@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from streamlit.testing.v1 import AppTest
 
 import hostile
 from appstandins import make_standins, no_legacy_pages_dir, write_run
 from conftest import write_vistas
+from seg.data import DataError, VistasDataset
 from seg.train import runlog
 from seg.paths import REPO_ROOT
 
-st_testing = pytest.importorskip("streamlit.testing.v1")
 APP = str(REPO_ROOT / "app.py")
 TIMEOUT = 120
 
@@ -41,7 +42,7 @@ def env(standins, monkeypatch, tmp_path) -> dict:
 
 
 def _app(page: str | None = None):
-    at = st_testing.AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
     if page:
         at.switch_page(f"pages/{page}.py").run()
@@ -103,8 +104,6 @@ def test_validation_page_skips_dataset_files_linked_from_outside(env, tmp_path):
 
 
 def test_dataset_config_linked_from_outside_is_refused(tmp_path):
-    from seg.data import DataError, VistasDataset
-
     data = write_vistas(tmp_path / "data", n_train=1, n_val=2, size=(64, 48))
     outside = write_vistas(tmp_path / "elsewhere", n_train=1, n_val=1, size=(64, 48))
     (data / "config.json").unlink()

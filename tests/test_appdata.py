@@ -1,4 +1,4 @@
-"""seg.appdata's view helpers and seg.checkpoint's file-kind check: error map, outlines, zip, transparent
+"""webapp.views helpers and seg.checkpoint's file-kind check: error map, outlines, zip, transparent
 uploads, one pixel limit, and a file that is not a checkpoint named as such."""
 import io
 import pickle
@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from webapp import views
 from seg import imageio
 from seg.checkpoint import CheckpointError, load_checkpoint
 from seg.classes import VISTAS
+from seg.infer.predictor import Prediction
 from seg.paths import REPO_ROOT
+from webapp import views
 
 ROAD, SKY, CAR = VISTAS.index("Road"), VISTAS.index("Sky"), VISTAS.index("Car")
 
@@ -51,8 +52,6 @@ class Fixed:
     classes = VISTAS
 
     def predict_full(self, image):
-        from seg.infer.predictor import Prediction
-
         h, w = image.height, image.width
         return Prediction(np.full((h, w), CAR, np.uint8), np.ones((h, w), np.float32), 1.0)
 

@@ -1,4 +1,4 @@
-"""seg.appmodels: checkpoints found by name for the sidebar, and how two models are compared (A/B)."""
+"""webapp.models: checkpoints found by name for the sidebar, and how two models are compared (A/B)."""
 import os
 
 import numpy as np

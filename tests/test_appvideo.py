@@ -1,4 +1,4 @@
-"""seg.clips and the Inference page's clip panel: a clip's bytes give a playable clip, frames/s and class
+"""webapp.clips and the Inference page's clip panel: a clip's bytes give a playable clip, frames/s and class
 shares; bad clips are one line; the page plays a bundled sample clip (AppTest)."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import io
 
 import av
 import numpy as np
-import pytest
+from streamlit.testing.v1 import AppTest
 
 from appstandins import make_standins, no_legacy_pages_dir
 from webapp import views
@@ -59,13 +59,12 @@ def test_run_clip_errors_are_values(tmp_path, monkeypatch):
 
 
 def test_inference_page_plays_a_sample_clip(tmp_path, monkeypatch):
-    st_testing = pytest.importorskip("streamlit.testing.v1")
     no_legacy_pages_dir(monkeypatch)
     env = make_standins(tmp_path / "standins", n_samples=1)
     clip_bytes(tmp_path / "standins" / "samples" / "drive.mp4", n=5)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    at = st_testing.AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=120)
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=120)
     at.run()
     at.switch_page("pages/inference.py").run()
     assert at.multiselect(key="inf_clips").options == ["drive.mp4"]

@@ -14,6 +14,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -117,7 +119,7 @@ def browser_page():
             browser.close()
 
 
-def _open(page, url: str, text: str):
+def open_page(page, url: str, text: str):
     page.goto(url, wait_until="networkidle")
     page.get_by_text(text, exact=False).first.wait_for()
     page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=PAGE_TIMEOUT_MS)
@@ -134,7 +136,7 @@ def _shot(page, path: Path) -> None:
     page.set_viewport_size({"width": 1440, "height": 900})
 
 
-def _no_traceback(page):
+def no_traceback(page):
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
@@ -143,11 +145,11 @@ def test_pages_render(server, browser_page, shots):
     page = browser_page
     # A deep link as the fresh server's first request: Streamlit's legacy pages/ handling runs the page
     # file alone until st.navigation has run once; the page must still get the router and the sidebar.
-    _open(page, url + "/training", "Summary")
+    open_page(page, url + "/training", "Summary")
     assert page.get_by_text("Runs folder").count() >= 1 and page.get_by_text("inference", exact=True).count() == 0
     page.locator(".js-plotly-plot").first.wait_for()
     assert page.locator(".js-plotly-plot").count() >= 4  # loss, mIoU, pixel acc, lr
-    _no_traceback(page)
+    no_traceback(page)
     _shot(page, shots / "training.png")
     # A run still training: a new line appears in its log and the chart follows without a page reload.
     with open(tmp / "standins" / "runs" / "demo" / "metrics.jsonl", "a") as f:
@@ -157,16 +159,16 @@ def test_pages_render(server, browser_page, shots):
         ".some(g => (g.data || []).some(t => t.name === 'demo' && t.x && t.x[t.x.length - 1] === 400))",
         timeout=30_000,
     )
-    _no_traceback(page)
+    no_traceback(page)
 
-    _open(page, url, "Loaded checkpoint")
+    open_page(page, url, "Loaded checkpoint")
     page.get_by_text("lraspp_mobilenet_v3_large").first.wait_for()
-    _no_traceback(page)
+    no_traceback(page)
     _shot(page, shots / "home.png")
 
-    _open(page, url + "/validation", "Ground truth")
+    open_page(page, url + "/validation", "Ground truth")
     page.get_by_text("pixel accuracy", exact=False).first.wait_for()
-    _no_traceback(page)
+    no_traceback(page)
     _shot(page, shots / "validation.png")
     page.get_by_role("tab", name="Confusion matrix").click()
     page.locator(".js-plotly-plot >> visible=true").first.wait_for()
@@ -180,7 +182,7 @@ def test_upload_frames(server, browser_page, shots):
     Image.open(kitti_frame(tmp / "frame.png", seed=3)).save(frame, format="JPEG", quality=90)
     broken = tmp / "broken.png"
     broken.write_bytes(b"definitely not a png")
-    _open(page, url + "/inference", "Sample frames")
+    open_page(page, url + "/inference", "Sample frames")
     page.locator('input[type="file"]').first.set_input_files([str(frame), str(broken)])  # Frames, then Clips
     page.get_by_text("broken.png: not an image", exact=False).first.wait_for()
     page.get_by_text("DASHCAM_0001.JPG").first.wait_for()
@@ -188,14 +190,11 @@ def test_upload_frames(server, browser_page, shots):
     page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=PAGE_TIMEOUT_MS)
     assert page.get_by_text("1242×375 px").count() >= 1
     assert page.locator('[data-testid="stDownloadButton"]').count() >= 2
-    _no_traceback(page)
+    no_traceback(page)
     _shot(page, shots / "inference.png")
 
 
 def test_upload_clip_plays_in_the_page(server, browser_page, shots):
-    import av
-    import numpy as np
-
     url, tmp, _ = server
     page = browser_page
     clip = tmp / "DRIVE.MP4"  # upper case, as dashcams write it
@@ -206,7 +205,7 @@ def test_upload_clip_plays_in_the_page(server, browser_page, shots):
         for i in range(12):
             c.mux(s.encode(av.VideoFrame.from_ndarray(np.roll(still, 4 * i, axis=1), format="rgb24")))
         c.mux(s.encode(None))
-    _open(page, url + "/inference", "Sample frames")
+    open_page(page, url + "/inference", "Sample frames")
     page.locator('input[type="file"]').nth(1).set_input_files([str(clip)])  # the Clips uploader
     page.get_by_text("Segmented clip (MP4)").first.wait_for()
     # the produced H.264 clip decodes in the browser: metadata and a first frame are there
@@ -214,5 +213,5 @@ def test_upload_clip_plays_in_the_page(server, browser_page, shots):
                            " return v && v.readyState >= 2 && v.duration > 0; }", timeout=PAGE_TIMEOUT_MS)
     assert page.get_by_text("12 frames", exact=False).count() >= 1
     page.locator(".js-plotly-plot").first.wait_for()
-    _no_traceback(page)
+    no_traceback(page)
     _shot(page, shots / "inference_clip.png")

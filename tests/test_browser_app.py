@@ -14,7 +14,9 @@ import pytest
 from PIL import Image
 
 import test_browser as tb
-from test_browser import PAGE_TIMEOUT_MS, _no_traceback, _open
+from test_browser import PAGE_TIMEOUT_MS, no_traceback, open_page
+from seg.imageio import load_image
+from seg.infer.predictor import Predictor
 
 # A real browser against a live server on a shared 2-core CPU: timing can miss a render now and then, so a
 # failing test is run up to twice more (a real fault fails every time).
@@ -67,7 +69,7 @@ def _wait_new_chart(page, extra: str = "true"):
 
 def test_zoom_survives_live_refresh_and_control_changes(server, page):
     url, tmp, _ = server
-    _open(page, url + "/training", "Summary")
+    open_page(page, url + "/training", "Summary")
     page.locator(LOSS).wait_for()
     _idle(page)
     drag = page.locator(f"{LOSS} .nsewdrag").first
@@ -98,12 +100,12 @@ def test_zoom_survives_live_refresh_and_control_changes(server, page):
     _wait_new_chart(page)
     _idle(page)
     assert page.evaluate(X_RANGE) == pytest.approx(zoomed, rel=1e-6)
-    _no_traceback(page)
+    no_traceback(page)
 
 
 def test_log_scale_ticks_read_as_numbers_in_order(server, page):
     url, _, _ = server
-    _open(page, url + "/training", "Summary")
+    open_page(page, url + "/training", "Summary")
     page.locator(LOSS).wait_for()
     _idle(page)
     _mark_chart(page)
@@ -130,7 +132,7 @@ def test_validation_draws_frames_first_and_keeps_scores(server, page):
         if (scoring) window.__sawScoring = true;
       }).observe(document, {childList: true, subtree: true, characterData: true});
     """)
-    _open(page, url + "/validation", "Ground truth")
+    open_page(page, url + "/validation", "Ground truth")
     _frames_metric(page, "6 of 6")  # drawn last, once every frame is scored
     # On a fast machine the browser may render the scoring state and the finished page in one frame; when the
     # scoring state was on screen at all, frame panels must have been there with it.
@@ -142,7 +144,7 @@ def test_validation_draws_frames_first_and_keeps_scores(server, page):
     limit.press("Enter")
     _frames_metric(page, "5 of 6")
     assert page.evaluate("window.__sawScoring") is False  # those 5 frames were scored before: nothing re-scored
-    _no_traceback(page)
+    no_traceback(page)
 
 
 def _frames_metric(page, value: str) -> None:
@@ -162,15 +164,12 @@ def _hover_readout(page, image, fx: float, fy: float) -> dict:
 
 
 def test_hover_readout_names_the_pixel(server, page):
-    from seg.imageio import load_image
-    from seg.infer.predictor import Predictor
-
     url, tmp, _ = server
     standins = tmp / "standins"
     pred = Predictor(checkpoint=standins / "runs" / "demo" / "model.pt")
     names = pred.classes.readable
 
-    _open(page, url + "/inference", "Sample frames")
+    open_page(page, url + "/inference", "Sample frames")
     image = page.locator(".seg-image").first
     image.wait_for(timeout=WAIT_MS)
     _idle(page)
@@ -183,7 +182,7 @@ def test_hover_readout_names_the_pixel(server, page):
         conf = int(r["text"].rsplit("confidence ", 1)[1].rstrip("%"))
         assert abs(conf - 100 * full.confidence[r["y"], r["x"]]) <= 3, r
 
-    _open(page, url + "/validation", "Ground truth")
+    open_page(page, url + "/validation", "Ground truth")
     _frames_metric(page, "6 of 6")
     image = page.locator(".seg-image").first
     caption = image.locator("xpath=..").locator(".seg-caption").inner_text()
@@ -191,4 +190,4 @@ def test_hover_readout_names_the_pixel(server, page):
     truth = np.asarray(Image.open(Path(standins / "vistas" / "validation" / "labels" / f"{stem}.png")))
     r = _hover_readout(page, image, 0.5, 0.6)
     assert f"truth {names[truth[r['y'], r['x']]]}" in r["text"] and "predicted " in r["text"], r
-    _no_traceback(page)
+    no_traceback(page)

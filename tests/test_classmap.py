@@ -9,16 +9,22 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from streamlit.testing.v1 import AppTest
 
+from appstandins import make_standins, no_legacy_pages_dir
 from conftest import write_vistas
-from webapp import views
-from seg.train import loop as T
 from seg.checkpoint import load_checkpoint, model_from_checkpoint
 from seg.classes import IGNORE_INDEX, VISTAS, ClassTable
 from seg.classmap import LANES, VOID, MapTarget, get_classmap, truth_for_model
+from seg.data import VistasDataset
 from seg.evaluate import evaluate
 from seg.evaluate.metrics import ConfusionMatrix
+from seg.infer.predictor import Predictor
 from seg.model import output_conv
+from seg.paths import REPO_ROOT
+from seg.train import loop as T
+from webapp import views
+from webapp.scores import ValScores
 
 GENERAL, ZEBRA, ROAD = VISTAS.index("Lane Marking - General"), VISTAS.index("Lane Marking - Crosswalk"), 13
 FAST = ["--arch", "lraspp_mobilenet_v3_large", "--size", "64x48", "--batch-size", "2", "--workers", "0",
@@ -110,8 +116,6 @@ def test_lanes_run_writes_a_two_class_checkpoint(lanes_run):
 
 
 def test_predict_and_evaluate_accept_the_lanes_checkpoint(lanes_run):
-    from seg.infer.predictor import Predictor
-
     root, out = lanes_run
     pred = Predictor(out / "model.pt", precision="fp32")
     assert pred.classes == LANES and pred.meta["classmap"] == "lanes"
@@ -147,10 +151,6 @@ def test_evaluate_scores_a_66_class_model_as_lanes(lanes_run):
 
 def test_app_scores_of_the_lanes_checkpoint_equal_evaluate(lanes_run):
     """The Validation page's per-frame store folds the dataset's labels the way seg.evaluate does."""
-    from seg.data import VistasDataset
-    from seg.infer.predictor import Predictor
-    from webapp.scores import ValScores
-
     root, out = lanes_run
     pred = Predictor(out / "model.pt", precision="fp32")
     ds = VistasDataset(root, "validation")
@@ -170,39 +170,32 @@ def test_truth_for_model():
 
 
 def test_app_validation_page_with_the_lanes_checkpoint(lanes_run, tmp_path, monkeypatch):
-    st_testing = pytest.importorskip("streamlit.testing.v1")
-    from appstandins import no_legacy_pages_dir
-    from seg.paths import REPO_ROOT
-
     no_legacy_pages_dir(monkeypatch)
     root, out = lanes_run
     (tmp_path / "runs").mkdir()
     for k, v in {"SEG_CHECKPOINT": out / "model.pt", "SEG_DATA": root, "SEG_RUNS": tmp_path / "runs"}.items():
         monkeypatch.setenv(k, str(v))
-    at = st_testing.AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=120)
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=120)
     at.run()
     at.switch_page("pages/validation.py").run()
     assert not at.exception, at.exception  # ground truth in 66-class ids would index past the 2-class table
-    assert float(at.metric[0].value.rstrip("%")) >= 0  # mIoU shown
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["mIoU"] == f"{evaluate(Predictor(out / 'model.pt'), root)['miou']:.1%}"
     legends = "\n".join(str(m.value) for m in at.markdown)
     assert "Rest" in legends and "Road" not in legends and "Sky" not in legends  # rows drawn in lanes classes
 
 
+@pytest.mark.slow
 def test_app_ab_mode_compares_the_lanes_model_with_a_66_class_model(lanes_run, tmp_path, monkeypatch):
     """A/B: the 66-class model is folded into the lanes classes; both splits' scores equal seg.evaluate's,
     and Inference shows both models and where they disagree."""
-    st_testing = pytest.importorskip("streamlit.testing.v1")
-    from appstandins import make_standins, no_legacy_pages_dir
-    from seg.paths import REPO_ROOT
-    from seg.infer.predictor import Predictor
-
     no_legacy_pages_dir(monkeypatch)
     root, out = lanes_run
     env = make_standins(tmp_path / "s", n_samples=1)
     for k, v in {"SEG_CHECKPOINT": out / "model.pt", "SEG_DATA": root, "SEG_RUNS": env["SEG_RUNS"],
                  "SEG_SAMPLES": env["SEG_SAMPLES"]}.items():
         monkeypatch.setenv(k, str(v))
-    at = st_testing.AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=180)
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=180)
     at.run()
     (b,) = [s for s in at.sidebar.selectbox if s.label == "Compare with (A/B)"]
     assert "demo · model.pt" in b.options

@@ -11,9 +11,13 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from streamlit.components.v2.component_manager import BidiComponentManager
+from streamlit.runtime import Runtime
+from streamlit.testing.v1 import AppTest
 
 from appstandins import make_standins, no_legacy_pages_dir
 from seg import viz
+from seg.infer import predictor
 from seg.paths import REPO_ROOT
 
 SESSIONS = 8
@@ -39,9 +43,6 @@ def _one_runtime_for_all(monkeypatch):
     (st.components.v2) look the Runtime up while the page runs, so another session's run ending would pull
     it from under them. Returns the shared registry, to hand to each AppTest.
     """
-    from streamlit.components.v2.component_manager import BidiComponentManager
-    from streamlit.runtime import Runtime
-
     last = []
 
     def instance(cls):
@@ -55,11 +56,8 @@ def _one_runtime_for_all(monkeypatch):
     return BidiComponentManager()
 
 
+@pytest.mark.slow
 def test_eight_sessions_share_one_model_and_get_correct_results(tmp_path, monkeypatch):
-    from streamlit.testing.v1 import AppTest
-
-    from seg.infer import predictor
-
     no_legacy_pages_dir(monkeypatch)
     env = make_standins(tmp_path, n_samples=4)
     for k, v in env.items():

@@ -3,10 +3,12 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from seg.classes import IGNORE_INDEX, VISTAS
-from seg.evaluate import evaluate, format_table, main
+from seg.evaluate import cli, evaluate
+from seg.evaluate.cli import format_table, main
 
 ROAD, SKY = VISTAS.index("Road"), VISTAS.index("Sky")
 
@@ -60,11 +62,37 @@ def test_hand_computed_iou(split):
     assert "mIoU" in format_table(r) and "Road" in format_table(r)
 
 
-def test_cli_json_and_errors(split, capsys, tmp_path):
+class LoadedAllRoad(AllRoad):
+    """AllRoad standing in for the Predictor the CLI builds from its flags."""
+
+    def __init__(self, checkpoint, **runtime):
+        super().__init__()
+        self.device, self.meta = torch.device("cpu"), {"path": f"{checkpoint}"}
+
+
+def test_cli_json_and_table(split, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "Predictor", LoadedAllRoad)
+    assert main(["--data", str(split), "--checkpoint", "stub.pt", "--limit", "1", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert len(out.splitlines()) == 1
+    r = json.loads(out)  # strict JSON: an absent class is null, never NaN
+    assert list(r) == ["miou", "pixel_acc", "per_class_iou", "confusion", "frames", "num_frames", "root", "split",
+                       "classmap", "checkpoint"]
+    assert r["miou"] == pytest.approx(0.25) and r["pixel_acc"] == pytest.approx(0.5)
+    assert r["per_class_iou"]["Road"] == pytest.approx(0.5) and r["per_class_iou"]["Car"] is None
+    assert r["frames"] == [{"stem": "a", "pixel_acc": 0.5, "miou": 0.25, "classes": ["Road", "Sky"]}]
+    assert (r["num_frames"], r["root"], r["split"], r["classmap"], r["checkpoint"]) == (
+        1, str(split), "validation", None, "stub.pt")
+    assert main(["--data", str(split), "--checkpoint", "stub.pt", "--limit", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"1 frames of {split} / validation" and lines[1] == "mIoU  25.0%   pixel accuracy  50.0%"
+    assert lines[4:] == [f"{'Road':<28}  50.0%", f"{'Sky':<28}   0.0%", "(63 classes absent from truth and prediction)"]
+
+
+def test_cli_errors_are_one_line(capsys, tmp_path):
     assert main(["--data", str(tmp_path / "nothing"), "--checkpoint", str(tmp_path / "none.pt")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
-    json.dumps(evaluate(AllRoad(), split))  # the --json payload is JSON-safe (None, not NaN)
 
 
 class Batched(AllRoad):

@@ -1,4 +1,4 @@
-"""seg.figures: log-axis tick labels, value labels, run colors kept by name, zoom ranges, hover units."""
+"""webapp.figures: log-axis tick labels, value labels, run colors kept by name, zoom ranges, hover units."""
 import numpy as np
 import pytest
 

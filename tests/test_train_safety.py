@@ -205,7 +205,7 @@ def model_ckpt(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("attack", ["bomb_label", "nested_config", "many_classes_config", "unreadable_labels",
                                     "bomb_image"])
 def test_hostile_validation_data_is_one_line_in_evaluate(tiny_vistas, model_ckpt, capsys, attack):
-    from seg import evaluate
+    from seg.evaluate import cli as evaluate
 
     argv = ["--data", str(tiny_vistas), "--checkpoint", str(model_ckpt), "--precision", "fp32"]
     if attack == "unreadable_labels":
@@ -228,7 +228,7 @@ def test_hostile_validation_data_is_one_line_in_evaluate(tiny_vistas, model_ckpt
 
 
 def test_evaluate_still_scores_a_clean_set(tiny_vistas, model_ckpt, capsys):
-    from seg import evaluate
+    from seg.evaluate import cli as evaluate
 
     assert evaluate.main(["--data", str(tiny_vistas), "--checkpoint", str(model_ckpt), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)

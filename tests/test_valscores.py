@@ -1,4 +1,4 @@
-"""seg.valscores: per-frame scores kept once, split figures equal to seg.evaluate for any first-N frames."""
+"""webapp.scores: per-frame scores kept once, split figures equal to seg.evaluate for any first-N frames."""
 import numpy as np
 import pytest
 

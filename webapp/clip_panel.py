@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from webapp import views
-from webapp import clips
+from webapp import clips, views
 
 PROGRESS_STEPS = 50  # replayed from the cache on every rerun: keep them few
 
@@ -25,9 +24,10 @@ def _segment(_pred, key: str, name: str, data: bytes):
     return clips.run_clip(_pred, name, data, on_frame)
 
 
-def show(pred, key: str, uploads: list[tuple[str, bytes]]) -> None:
-    """One block per clip: errors as one line, results as video + download + chart."""
-    for i, (name, data) in enumerate(uploads):
+def show(pred, key: str, inputs: list[tuple[str, bytes]]) -> None:
+    """One block per clip of `inputs` [(file name, bytes)]: errors as one line, results as video + download +
+    chart."""
+    for i, (name, data) in enumerate(inputs):
         st.divider()
         slot = st.empty()
         with slot.container():  # the bar (and its replay on cache hits) lives here and is cleared after

@@ -36,6 +36,7 @@ class ClipResult:
 
 
 def is_clip(name: str) -> bool:
+    """Whether a file name has a video extension (any case)."""
     return Path(name).suffix.lower() in VIDEO_EXTENSIONS
 
 

@@ -31,6 +31,7 @@ class AppConfig:
 
 
 def get_args_parser() -> argparse.ArgumentParser:
+    """The app's own flags, given after `--` on the `streamlit run app.py` line."""
     p = argparse.ArgumentParser(
         prog="streamlit run app.py --", description="Street-scene segmentation workbench", add_help=False
     )

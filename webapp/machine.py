@@ -8,16 +8,16 @@ from __future__ import annotations
 import os
 import statistics
 import time
+
 import numpy as np
+import torch
+
+from seg.device import cpu_bf16_supported, cpu_name
 
 
 def device_summary(predictor) -> dict:
-    """{device, name, cores, threads, backend, backend_note, precision, bf16_native} of a seg.predict.Predictor
+    """{device, name, cores, threads, backend, backend_note, precision, bf16_native} of a seg.infer.predictor.Predictor
     in this process."""
-    import torch
-
-    from seg.device import cpu_bf16_supported, cpu_name
-
     dev = predictor.device
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu_name()
     return {

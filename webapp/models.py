@@ -25,6 +25,8 @@ FILES = ("model.pt", "best.pt")  # what a run leaves for inference (last.pt is t
 
 @dataclass(frozen=True)
 class Found:
+    """One checkpoint file found, with the name the sidebar lists it under."""
+
     label: str  # e.g. "lanes (bundled)", "runs/ft · best.pt"
     path: Path
 
@@ -62,6 +64,7 @@ class Comparison:
     truth: str | None
 
     def fold(self, labels: np.ndarray, which: str) -> np.ndarray:
+        """Model `which`'s ("a" or "b") (H, W) label ids in `table`: uint8, or `labels` itself when unfolded."""
         m = self.map_a if which == "a" else self.map_b
         return labels if m is None else m(labels).astype(np.uint8)
 

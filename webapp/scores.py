@@ -4,8 +4,8 @@ A `ValScores` holds, for each frame scored so far, its confusion matrix (sparse)
 (a lossless PNG, ~10-30 kB at 512x384). Split-level figures for any first-N frames are sums of the stored
 matrices, so changing N costs nothing once those frames are scored; the frames a page shows reuse the stored
 labels instead of predicting again. Frames can be scored in any order (the page's first frames first), by
-several app sessions at once. The figures equal `seg.evaluate.evaluate` on the same frames: same `predict`,
-same ConfusionMatrix, same ignore index.
+several app sessions at once. The figures equal `seg.evaluate.evaluate` on the same frames: both score with
+`seg.evaluate.scoring.Scorer`, after the same `predict`.
 """
 from __future__ import annotations
 
@@ -14,11 +14,10 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from PIL import Image
 
 from seg.classmap import get_classmap
-from seg.evaluate.metrics import ConfusionMatrix
+from seg.evaluate.scoring import Scorer, image_hwc
 from seg.paths import printable
 
 
@@ -40,21 +39,16 @@ class ValScores:
 
     `classmap`: the predictor's class mapping (`meta["classmap"]`, e.g. "lanes"): the dataset's labels are
     folded through it before scoring, as `evaluate` does. `fold` (a ClassMap) folds the predictions too: a
-    66-class model scored as lanes beside the lanes model (seg.models.compare); `classes` is then the
+    66-class model scored as lanes beside the lanes model (webapp.models.compare); `classes` is then the
     folded table. Raises ValueError when the (mapped) class tables differ in size, or the mapping does not fit
     the dataset's table.
     """
 
     def __init__(self, dataset, classes, classmap: str | None = None, fold=None):
-        self.map = get_classmap(classmap, dataset.classes) if classmap else None
-        self.fold = fold
-        truth_table = self.map.table if self.map else dataset.classes
-        if len(truth_table) != len(classes):
-            raise ValueError(f"{dataset.root}: dataset has {len(truth_table)} classes but the checkpoint "
-                             f"predicts {len(classes)}")
+        truth_map = get_classmap(classmap, dataset.classes) if classmap else None
+        self.scorer = Scorer(classes, dataset.classes, truth_map, fold, where=dataset.root)
         self.dataset, self.classes = dataset, classes
-        self.num_classes = len(classes)
-        self.ignore = truth_table.ignore_index
+        self.num_classes = self.scorer.num_classes
         self._frames: dict[int, FrameScore] = {}
         self._lock = threading.Lock()
 
@@ -73,23 +67,14 @@ class ValScores:
         if done is not None:
             return done
         image, target = self.dataset[i]  # (3, H, W) uint8, (H, W) int64
-        if self.map is not None:
-            target = self.map(target)
-        labels = predictor.predict(np.ascontiguousarray(image.permute(1, 2, 0).numpy()))
-        if self.fold is not None:
-            labels = self.fold(labels).astype(np.uint8)
-        cm = ConfusionMatrix(self.num_classes, self.ignore)
-        cm.update(target.numpy(), labels)
-        mat = cm.mat.numpy().ravel()
+        scored = self.scorer.score(target, predictor.predict(image_hwc(image)))
+        mat = scored.confusion.ravel()
         cells = np.flatnonzero(mat).astype(np.int32)
-        t = target.numpy()
-        present = tuple(int(c) for c in np.unique(t) if c != self.ignore and c < self.num_classes)
         buf = io.BytesIO()
-        Image.fromarray(np.asarray(labels, dtype=np.uint8)).save(buf, format="PNG", compress_level=1)
-        r = cm.compute()
+        Image.fromarray(scored.labels).save(buf, format="PNG", compress_level=1)
         stem = printable(self.dataset.pairs[i][0].stem)  # undecodable name bytes cannot reach the page
-        frame = FrameScore(stem, cells, mat[cells].astype(np.int64), buf.getvalue(), present,
-                           _num(r["pixel_acc"]), _num(r["miou"]))
+        frame = FrameScore(stem, cells, mat[cells].astype(np.int64), buf.getvalue(), scored.present,
+                           scored.pixel_acc, scored.miou)
         with self._lock:
             return self._frames.setdefault(i, frame)
 
@@ -108,36 +93,17 @@ class ValScores:
         counts = np.concatenate([f.counts for f in frames])
         return np.bincount(cells, weights=counts, minlength=c * c).astype(np.int64).reshape(c, c)
 
-    def _compute(self, mat: np.ndarray) -> dict:
-        cm = ConfusionMatrix(self.num_classes, self.ignore)
-        cm.mat = torch.from_numpy(mat)
-        return cm.compute()
-
     def frame_iou(self, i: int) -> dict[int, float]:
         """{class id: IoU} of frame `i` for the classes in its truth or prediction (ignore index left out)."""
-        r = self._compute(self.confusion([i]))
+        r = self.scorer.compute(self.confusion([i]))
         return {c: float(r["iou"][c]) for c in np.flatnonzero(r["present"])}
 
     def result(self, n: int) -> dict:
         """`seg.evaluate.evaluate`'s result over the scored frames among the first `n` (all of them once
-        `missing(n)` is empty): miou, pixel_acc, per_class_iou, confusion, frames, num_frames."""
+        `missing(n)` is empty): miou, pixel_acc, per_class_iou, confusion, frames (each with its `index`),
+        num_frames."""
         with self._lock:
             scored = dict(self._frames)
         idx = [i for i in range(min(n, len(self))) if i in scored]
-        mat = self.confusion(idx)
-        r = self._compute(mat)
-        frames = [{"stem": scored[i].stem, "pixel_acc": scored[i].pixel_acc, "miou": scored[i].miou,
-                   "classes": [self.classes.readable[c] for c in scored[i].present], "index": i} for i in idx]
-        return {
-            "miou": _num(r["miou"]),
-            "pixel_acc": _num(r["pixel_acc"]),
-            "per_class_iou": {self.classes.readable[c]: _num(r["iou"][c])
-                              for c in range(self.num_classes) if c != self.ignore},
-            "confusion": mat.tolist(),
-            "frames": frames,
-            "num_frames": len(idx),
-        }
-
-
-def _num(x) -> float | None:
-    return None if x is None or np.isnan(x) else float(x)
+        frames = [{**self.scorer.frame_row(scored[i].stem, scored[i]), "index": i} for i in idx]
+        return self.scorer.result(self.confusion(idx), frames)

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from webapp import config as appconfig
-from webapp import views
-from seg.train import runlog
+from seg.classmap import get_classmap
 from seg.paths import REPO_ROOT, inside, printable
+from seg.train import runlog
+from webapp import config as appconfig
+from webapp import machine, models, provenance, views
 
 CTX_KEY = "_seg_ctx"
 
@@ -46,8 +47,6 @@ def _resolve(typed: str, key: str, roots) -> Path:
 
 def sidebar(config: appconfig.AppConfig) -> Context:
     """Draw the shared sidebar inputs and resolve them under the allowed roots."""
-    from webapp import models
-
     sb = st.sidebar
     sb.markdown("### Sources")
     # The model chooser is drawn after the runs folder is resolved (it lists that folder's checkpoints), into
@@ -120,6 +119,7 @@ def context() -> Context:
 
 
 def header(title: str, caption: str) -> None:
+    """A page's title and the one-line caption under it."""
     st.title(title)
     st.caption(caption)
 
@@ -144,7 +144,8 @@ def _stamp(path: Path) -> tuple[str, float, int]:
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=3)  # A, B and one more
 def _load_predictor(path: str, mtime: float, size: int):
-    from seg.infer.predictor import Predictor  # torch import cost only once a page needs the model
+    # Here, not at the top: the Predictor brings torchvision (seconds), which the Training page never needs.
+    from seg.infer.predictor import Predictor
 
     return Predictor(checkpoint=path)
 
@@ -160,11 +161,9 @@ def predictor(ctx: Context):
 
 
 def predictor_b(ctx: Context):
-    """(B's Predictor, seg.models.Comparison) when the sidebar's A/B choice is set and both load and share a
+    """(B's Predictor, webapp.models.Comparison) when the sidebar's A/B choice is set and both load and share a
     class table; None when A/B is off. A B that fails to load, or has no table in common with A, is one
     warning line and A/B stays off."""
-    from webapp import models
-
     if ctx.compare is None or ctx.checkpoint is None:
         return None
     a = predictor(ctx)
@@ -252,15 +251,14 @@ def dataset(root: str, split: str, stamp: float):
 
 @st.cache_resource(max_entries=4)
 def _dataset(root: str, split: str, stamp: float, roots: tuple[str, ...]):
-    from seg.data import VistasDataset
+    from seg.data import VistasDataset  # here: torchvision (seconds) stays off the Training page
 
     return VistasDataset(root, split, roots=tuple(map(Path, roots)))
 
 
 @st.cache_resource(max_entries=6)
 def _val_scores(_pred, key: str, root: str, split: str, stamp: float, space: str | None, fold: bool):
-    from seg.classmap import get_classmap
-    from webapp.scores import ValScores
+    from webapp.scores import ValScores  # here: it loads seg.data, so torchvision (seconds); see _dataset
 
     fold_map = get_classmap(space, _pred.classes) if fold else None
     classes = fold_map.table if fold_map else _pred.classes
@@ -270,7 +268,7 @@ def _val_scores(_pred, key: str, root: str, split: str, stamp: float, space: str
 def val_scores(pred, root: Path, split: str, stamp: float, cmp=None, which: str = "a"):
     """The per-frame score store of (model, dataset split): shared by every session, kept while the server
     runs, so frames scored once (even by a visit that left mid-way) are never predicted again. With `cmp`
-    (A/B, seg.models.Comparison) the store scores in the comparison's table, folding model `which`'s
+    (A/B, webapp.models.Comparison) the store scores in the comparison's table, folding model `which`'s
     predictions into it where needed."""
     if cmp is None:
         return _val_scores(pred, model_key(pred), str(root), split, stamp, pred.meta.get("classmap"), False)
@@ -314,16 +312,12 @@ def frame_confidence(_pred, key: str, root: str, split: str, stamp: float, index
 @st.cache_data(show_spinner="Timing the model on this machine…", max_entries=4)
 def machine_speed(_pred, key: str) -> dict:
     """Device summary and the measured ms of predict_full at the model's input size (once per model)."""
-    from webapp import machine
-
     return {**machine.device_summary(_pred), "ms": machine.measure_ms(_pred, _pred.input_size),
             "size": _pred.input_size}
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def classes_present(root: str, split: str, stamp: float) -> tuple[int, int]:
-    """(distinct classes in the split's label files, files read); see seg.provenance.classes_in_labels."""
-    from webapp import provenance
-
+    """(distinct classes in the split's label files, files read); see webapp.provenance.classes_in_labels."""
     ds = dataset(root, split, stamp)
     return provenance.classes_in_labels([lbl for _, lbl in ds.pairs], ds.classes.ignore_index)

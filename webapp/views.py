@@ -20,7 +20,7 @@ from seg.imageio import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageError, load_i
 from seg.paths import printable
 
 UPLOAD_TYPES = [e.lstrip(".") for e in IMAGE_EXTENSIONS]  # Streamlit compares them case-insensitively
-MAX_FRAME_MB = 25  # the frames' uploader; clips have their own (seg.clips.MAX_CLIP_MB)
+MAX_FRAME_MB = 25  # the frames' uploader; clips have their own (webapp.clips.MAX_CLIP_MB)
 MAX_UPLOAD_PIXELS = DEFAULT_MAX_PIXELS  # one limit for the app, the CLI and the README; checked from the header
 DIMMED_RGB = (40, 40, 40)  # mask view: pixels of classes the user hid
 CORRECT_RGB = (30, 30, 30)  # error view: pixels predicted right
@@ -52,7 +52,7 @@ class InferenceFailure:
 def run_inference(predictor, name: str, data: bytes, max_pixels: int = MAX_UPLOAD_PIXELS):
     """Decode `data` safely and predict it. Returns InferenceResult, or InferenceFailure for a bad file.
 
-    `predictor` is a seg.predict.Predictor (shared between sessions; only read here).
+    `predictor` is a seg.infer.predictor.Predictor (shared between sessions; only read here).
     """
     try:
         image = load_image(data, name=name, max_pixels=min(max_pixels, DEFAULT_MAX_PIXELS))
@@ -177,6 +177,7 @@ def label_png_bytes(labels: np.ndarray, classes: ClassTable) -> bytes:
 
 
 def stem_of(name: str) -> str:
+    """An uploaded file's name without folder and extension, for download names ("frame" when empty)."""
     return Path(name).stem or "frame"
 
 
@@ -234,15 +235,8 @@ def page_of(rows: list, page: int, per_page: int) -> list:
 
 
 def n_pages(n_rows: int, per_page: int) -> int:
+    """Pages needed for `n_rows` rows (at least 1)."""
     return max(1, -(-n_rows // per_page))
-
-
-def present_classes(*label_maps: np.ndarray) -> list[int]:
-    """Sorted class ids present in any of the label maps."""
-    ids = set()
-    for m in label_maps:
-        ids.update(int(i) for i in np.unique(m))
-    return sorted(ids)
 
 
 def confusion_view(confusion, classes: ClassTable) -> tuple[list[str], np.ndarray]:

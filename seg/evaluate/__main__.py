@@ -2,7 +2,7 @@
 import os
 import sys
 
-from seg.evaluate.core import main
+from seg.evaluate.cli import main
 
 try:
     sys.exit(main())

@@ -47,9 +47,6 @@ class ConfusionMatrix:
         idx = t[keep] * n + p[keep]
         self.mat += torch.bincount(idx, minlength=n * n).reshape(n, n)
 
-    def reset(self) -> None:
-        self.mat.zero_()
-
     def compute(self) -> dict:
         """Returns {"pixel_acc": float, "iou": (C,) float array, "miou": float, "present": (C,) bool}.
 
