@@ -1,4 +1,4 @@
-"""seg.export: the ONNX graph has dynamic batch/height/width, opset >= 17 and the checkpoint's class table,
+"""seg.infer.export and `python -m seg.export`: the ONNX graph has dynamic batch/height/width, opset >= 17 and the checkpoint's class table,
 input size and normalisation in its metadata; it computes torch's logits; the CLI verifies before success."""
 import json
 import os
@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
 import torch
 
@@ -15,8 +17,6 @@ from seg.classes import VISTAS
 from seg.infer.export import deployed_model, export_onnx, file_sha256
 from seg.model import create_model
 
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -31,6 +31,7 @@ def ckpt_path(tmp_path_factory):
 
 
 def _cli(*args):
+    """`python -m seg.export ARGS` in a fresh process: the entry module itself, end to end."""
     env = dict(os.environ, PYTHONPATH=str(REPO))
     return subprocess.run([sys.executable, "-m", "seg.export", *map(str, args)], capture_output=True, text=True,
                           cwd=REPO, env=env, timeout=300)
@@ -43,6 +44,7 @@ def exported(ckpt_path, tmp_path_factory):
     return out, r
 
 
+@pytest.mark.slow
 def test_cli_exports_and_reports_agreement(exported):
     out, r = exported
     assert r.returncode == 0, r.stderr
@@ -53,6 +55,7 @@ def test_cli_exports_and_reports_agreement(exported):
     assert not list(out.parent.glob("*.tmp"))  # written atomically, nothing left behind
 
 
+@pytest.mark.slow
 def test_graph_has_dynamic_axes_opset_and_metadata(exported, ckpt_path):
     out, _ = exported
     model = onnx.load(str(out))
@@ -70,6 +73,7 @@ def test_graph_has_dynamic_axes_opset_and_metadata(exported, ckpt_path):
     assert meta["seg.checkpoint_sha256"] == file_sha256(ckpt_path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", [(1, 3, 48, 64), (2, 3, 96, 160), (1, 3, 40, 120)])
 def test_graph_computes_torch_logits_at_any_size(exported, ckpt_path, shape):
     out, _ = exported
@@ -83,21 +87,41 @@ def test_graph_computes_torch_logits_at_any_size(exported, ckpt_path, shape):
     np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-4)
 
 
-def test_cli_bad_input_is_one_line(tmp_path):
+def _main(capsys, *args) -> subprocess.CompletedProcess:
+    """`seg.export.main(ARGS)` in this process (no second torch import), as a CompletedProcess."""
+    from seg.export import main
+
+    capsys.readouterr()
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as e:  # argparse: --help, usage errors
+        code = e.code
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, out.out, out.err)
+
+
+def test_cli_help(capsys):
+    r = _main(capsys, "--help")
+    assert r.returncode == 0 and r.stderr == ""
+    for flag in ("checkpoint", "--out", "--opset", "--exporter", "--frames", "--data", "--kitti"):
+        assert flag in r.stdout, flag
+
+
+def test_cli_bad_input_is_one_line(tmp_path, capsys):
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"\x80\x04 not a checkpoint")
-    r = _cli(junk, "--out", tmp_path / "m.onnx")
+    r = _main(capsys, junk, "--out", tmp_path / "m.onnx")
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "junk.pt" in r.stderr
     assert not (tmp_path / "m.onnx").exists()
-    r = _cli(junk, "--opset", "16")
+    r = _main(capsys, junk, "--opset", "16")
     assert r.returncode == 2 and "--opset must be at least 17" in r.stderr
 
 
 @pytest.mark.slow
 def test_dynamo_exporter_gives_the_same_graph_contract(ckpt_path, tmp_path):
     """The torch.export-based exporter (used where the TorchScript one is missing): same inputs, outputs, metadata."""
-    pytest.importorskip("onnxscript")
+    import onnxscript  # noqa: F401 - a requirement; the dynamo exporter needs it, so a missing one fails here
     out = export_onnx(load_checkpoint(ckpt_path), tmp_path / "d.onnx", "0" * 64, exporter="dynamo")
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert meta["seg.output_stride"] == "4" and json.loads(meta["seg.input_size"]) == [48, 64]

@@ -9,18 +9,18 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnxruntime  # noqa: F401 - a requirement: without it these tests fail, they do not skip
 import pytest
 import torch
 from PIL import Image
 
-from seg.infer import onnxrt
 from seg.checkpoint import make_checkpoint, save_checkpoint
 from seg.classes import VISTAS
+from seg.infer import onnxrt
 from seg.infer.export import ExportError, file_sha256
-from seg.model import create_model
 from seg.infer.predictor import Predictor
+from seg.model import create_model
 
-pytest.importorskip("onnxruntime")
 REPO = Path(__file__).resolve().parent.parent
 ARCH = "lraspp_mobilenet_v3_large"
 
@@ -55,6 +55,7 @@ def _imgs():
     return [Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)) for w, h in sizes]
 
 
+@pytest.mark.slow
 def test_auto_on_cpu_is_onnxruntime_and_agrees_with_torch(ckpt_path):
     ort = Predictor(ckpt_path, device="cpu")
     ref = Predictor(ckpt_path, device="cpu", backend="torch", precision="fp32")
@@ -74,6 +75,7 @@ def test_auto_on_cpu_is_onnxruntime_and_agrees_with_torch(ckpt_path):
     assert all((a == ort.predict(im)).mean() >= 0.999 for a, im in zip(batch, _imgs()))
 
 
+@pytest.mark.slow
 def test_cache_is_keyed_by_content_and_reused(tmp_path, cache):
     path = _write_ckpt(tmp_path / "model.pt", 0)
     Predictor(path, device="cpu")
@@ -91,6 +93,7 @@ def test_cache_is_keyed_by_content_and_reused(tmp_path, cache):
     assert (ort.predict(im) == ref.predict(im)).mean() >= 0.999
 
 
+@pytest.mark.slow
 def test_stale_or_broken_cache_file_is_rebuilt(tmp_path, cache):
     a, b = _write_ckpt(tmp_path / "a.pt", 0), _write_ckpt(tmp_path / "b.pt", 2)
     Predictor(a, device="cpu")
@@ -159,6 +162,7 @@ def _cli(module, *args):
                           cwd=REPO, env=env, timeout=300)
 
 
+@pytest.mark.slow
 def test_evaluate_and_predict_backend_flags(tiny_vistas, ckpt_path, tmp_path):
     runs = {}
     for backend in ("torch", "onnxruntime"):

@@ -1,5 +1,6 @@
-"""seg.predict: geometry (output = input size, wide frames keep their aspect), folding is exact, the CLI
-reports bad files in one line each and keeps going, and an unsafe checkpoint never runs."""
+"""seg.infer.predictor and `python -m seg.predict`: geometry (output = input size, wide frames keep their
+aspect), folding is exact, the CLI reports bad files in one line each and keeps going, an unsafe checkpoint
+never runs, and the Predictor loads no video library."""
 import os
 import subprocess
 import sys
@@ -45,8 +46,6 @@ def ckpt_path(tmp_path_factory, request):
 
 @pytest.fixture(scope="module", params=("torch", "onnxruntime"))
 def predictor(ckpt_path, request):
-    if request.param == "onnxruntime":
-        pytest.importorskip("onnxruntime")
     pred = Predictor(ckpt_path, device="cpu", precision="fp32", backend=request.param)
     assert pred.backend == request.param
     return pred
@@ -119,9 +118,11 @@ def test_predict_batch_equals_predict(predictor):
         assert got.shape == ref.shape == (im.height, im.width) and (got == ref).mean() >= 0.999
 
 
-def test_meta_names_device_backend_precision(predictor):
+def test_meta_names_device_backend_precision(predictor, request):
+    asked = request.node.callspec.params["predictor"]  # the backend the fixture asked for, and got
     m = predictor.meta
-    assert m["device"] == "cpu" and m["backend"] == predictor.backend and m["precision"] == "fp32"
+    assert m["device"] == "cpu" and m["backend"] == asked and m["backend_note"] is None
+    assert m["precision"] == "fp32"
 
 
 def test_meta_and_classes(predictor, ckpt_path):
@@ -139,11 +140,26 @@ def test_bf16_agrees_with_fp32(ckpt_path, predictor):
 
 
 def _cli(*args, cwd=REPO):
+    """`python -m seg.predict ARGS` in a fresh process: the entry module itself, end to end."""
     env = dict(os.environ, PYTHONPATH=str(REPO))
     return subprocess.run([sys.executable, "-m", "seg.predict", *map(str, args)], capture_output=True,
                           text=True, cwd=cwd, env=env, timeout=120)
 
 
+def _main(capsys, *args) -> subprocess.CompletedProcess:
+    """`seg.predict.main(ARGS)` in this process (no second torch import), as a CompletedProcess."""
+    from seg.predict import main
+
+    capsys.readouterr()
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as e:  # argparse usage errors
+        code = e.code
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, out.out, out.err)
+
+
+@pytest.mark.slow
 def test_cli_bad_file_in_batch(tmp_path, ckpt_path):
     src = tmp_path / "in"
     src.mkdir()
@@ -169,11 +185,11 @@ def test_cli_bad_file_in_batch(tmp_path, ckpt_path):
     assert not (out / "bad.png").exists()
 
 
-def test_cli_bad_and_malicious_checkpoint(tmp_path):
+def test_cli_bad_and_malicious_checkpoint(tmp_path, capsys):
     _img(8, 8).save(tmp_path / "a.png")
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"\x80\x04 definitely not a checkpoint")
-    r = _cli(tmp_path / "a.png", "--out", tmp_path / "o", "--checkpoint", junk)
+    r = _main(capsys, tmp_path / "a.png", "--out", tmp_path / "o", "--checkpoint", junk)
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "junk.pt" in r.stderr
 
@@ -187,9 +203,27 @@ def test_cli_bad_and_malicious_checkpoint(tmp_path):
     torch.save({"model": Payload()}, evil, pickle_protocol=2)
     with pytest.raises(CheckpointError):
         Predictor(evil)
-    r = _cli(tmp_path / "a.png", "--out", tmp_path / "o", "--checkpoint", evil)
+    r = _main(capsys, tmp_path / "a.png", "--out", tmp_path / "o", "--checkpoint", evil)
     assert r.returncode == 1 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not marker.exists()
+
+
+def test_cli_help_lists_image_runtime_and_video_flags(capsys):
+    r = _main(capsys, "--help")
+    assert r.returncode == 0 and r.stderr == ""
+    for flag in ("--out", "--checkpoint", "--overlay", "--device", "--backend", "--precision", "--threads",
+                 "--frames", "--every", "--max-frames", "--fps"):
+        assert flag in r.stdout, flag
+
+
+@pytest.mark.slow
+def test_predictor_import_does_not_load_pyav():
+    """Importing the Predictor (the app, seg.evaluate, seg.bench) must not pay for PyAV; only clips need it."""
+    code = "import sys, seg.infer.predictor; print(sorted(m for m in sys.modules if m.split('.')[0] == 'av'))"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                       env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize("low_hw,size", [((3, 4), (48, 64)), ((24, 79), (384, 1264)), ((6, 6), (6, 6)), ((4, 5), (17, 3))])

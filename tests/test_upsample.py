@@ -1,5 +1,6 @@
-"""seg.upsample, the torch-op label and confidence upsample the GPU path uses, checked on the CPU: exact labels
-(as F.interpolate + argmax, and as the numpy version), confidence as the low-res max softmax interpolated."""
+"""seg.infer.upsample: labels and confidence from low-res logits, the numpy versions (CPU) and the torch-op ones
+(the GPU path, checked on the CPU): labels exactly F.interpolate + argmax's, confidence the low-res max softmax
+interpolated."""
 import numpy as np
 import pytest
 import torch
@@ -9,8 +10,7 @@ from seg.checkpoint import make_checkpoint, save_checkpoint
 from seg.classes import VISTAS
 from seg.model import create_model
 from seg.infer.predictor import Predictor
-from seg.infer.upsample import upsample_argmax
-from seg.infer.upsample import upsample_argmax_t, upsample_confidence
+from seg.infer.upsample import upsample_argmax, upsample_argmax_t, upsample_confidence
 
 
 @pytest.mark.parametrize("low_hw,size", [((3, 4), (48, 64)), ((24, 79), (384, 1264)), ((6, 6), (6, 6)),

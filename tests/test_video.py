@@ -1,8 +1,12 @@
-"""seg.video through `python -m seg.predict`: clips made here with PyAV go in, a browser-playable H.264 clip
-and per-frame label PNGs equal to the Predictor's come out; odd sizes encode; bad clips are one line each
-and leave nothing behind."""
+"""Clips (seg.infer.clipio, seg.infer.video, seg.infer.clip_cli) through `python -m seg.predict`: clips made
+here with PyAV go in, a browser-playable H.264 clip and per-frame label PNGs equal to the Predictor's come
+out; odd sizes encode; bad clips are one line each and leave nothing behind. `python -m seg.video`
+(seg.infer.sample_clip) makes a sample clip from stills."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -19,6 +23,7 @@ from seg.infer.video import burn_legend
 from seg.viz import legend, overlay_image
 
 ARCH = "lraspp_mobilenet_v3_large"
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -202,13 +207,16 @@ def test_bad_video_flags_are_usage_errors(tmp_path, cli):
 
 
 def test_sample_clip_from_stills(tmp_path):
-    from seg.infer.video import main as video_main
-
+    """`python -m seg.video` itself (it imports no torch, so a subprocess is cheap)."""
     for i in range(2):
         Image.fromarray(frame(i, 63, 47)).save(tmp_path / f"s{i}.png")
-    assert video_main([str(tmp_path), "--out", str(tmp_path / "clips" / "sample.mp4"), "--seconds", "2",
-                       "--fps", "5"]) == 0
-    got, info = decode(tmp_path / "clips" / "sample.mp4")
+    clip = tmp_path / "clips" / "sample.mp4"
+    r = subprocess.run([sys.executable, "-m", "seg.video", str(tmp_path), "--out", str(clip), "--seconds", "2",
+                        "--fps", "5"], capture_output=True, text=True, cwd=REPO,
+                       env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert r.stdout == f"{clip}: 10 frames\n"
+    got, info = decode(clip)
     assert len(got) == 10 and info["rate"] == 5 and info["size"] == (64, 48)
     err = lambda a, i: np.abs(a[:47, :63].astype(int) - frame(i, 63, 47)).mean()  # noqa: E731
     assert err(got[0], 0) < err(got[0], 1) and err(got[5], 1) < err(got[5], 0)  # each still in turn
@@ -228,7 +236,8 @@ def test_segment_clip_reports_progress_and_class_shares(tmp_path, predictor):
 
 
 def test_interrupted_clip_leaves_nothing(tmp_path, predictor):
-    from seg.infer.video import ClipReader, _exit_on_term, segment_clip
+    from seg.infer.clip_cli import exit_on_term
+    from seg.infer.video import ClipReader, segment_clip
 
     class StopsAtFrame2:  # what SIGTERM does mid-clip: run_clips' handler raises SystemExit in the loop
         classes = predictor.classes
@@ -237,10 +246,22 @@ def test_interrupted_clip_leaves_nothing(tmp_path, predictor):
         def predict(self, rgb):
             self.calls += 1
             if self.calls == 2:
-                _exit_on_term(15, None)
+                exit_on_term(15, None)
             return predictor.predict(rgb)
 
     out = tmp_path / "o"
     with pytest.raises(SystemExit) as e:
         segment_clip(StopsAtFrame2(), ClipReader(make_clip(tmp_path / "a.mp4", 4)), out, frames=True, progress=False)
     assert e.value.code == 143 and list(out.iterdir()) == []
+
+
+def test_sample_clip_help_and_errors(tmp_path, capsys):
+    from seg.video import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and "--seconds" in out and "--fps" in out and "--out" in out
+    (tmp_path / "empty").mkdir()
+    assert main([str(tmp_path / "empty"), "--out", str(tmp_path / "x.mp4")]) == 1
+    assert capsys.readouterr().err == "error: no input frames\n" and not (tmp_path / "x.mp4").exists()

@@ -29,12 +29,10 @@ def fold_conv_bn(model: nn.Module) -> int:
     for seq in list(model.modules()):
         if not isinstance(seq, nn.Sequential):
             continue
-        names = list(seq._modules)
-        for a, b in zip(names, names[1:]):
-            conv, bn = seq._modules[a], seq._modules[b]
+        layers = list(seq)
+        for i, (conv, bn) in enumerate(zip(layers, layers[1:])):
             if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
-                seq._modules[a] = fuse_conv_bn_eval(conv, bn)
-                seq._modules[b] = nn.Identity()
+                seq[i], seq[i + 1] = fuse_conv_bn_eval(conv, bn), nn.Identity()
                 folded += 1
     return folded
 

@@ -33,6 +33,7 @@ from seg.infer.deploy import fold_conv_bn
 OPSET = 18
 # Bumped whenever the exported graph or its metadata change, so cached graphs made by older code are rebuilt.
 GRAPH_VERSION = 1
+EXPORTERS = ("auto", "torchscript", "dynamo")  # torch.onnx's two exporters; `_export_graph`
 
 
 class ExportError(RuntimeError):
@@ -88,17 +89,13 @@ def metadata(ckpt: dict, sha256: str, stride: int) -> dict[str, str]:
     }
 
 
-EXPORTERS = ("auto", "torchscript", "dynamo")
-
-
 def _export_graph(net: nn.Module, example: torch.Tensor, path: str, opset: int, exporter: str) -> None:
     """Write the ONNX graph of `net` to `path` with dynamic N, H, W, by one of torch.onnx's two exporters.
 
     "torchscript" (torch.onnx.export(dynamo=False), deprecated in torch but present in 2.14) exports this
-    network in a few seconds; "dynamo" (torch.export-based) took over a minute on the project's 2-core CPU,
-    almost all of it in symbolic-shape reasoning for the dynamic height and width. Both give the same logits
-    (max abs difference ~1e-5 against torch) and run equally fast in onnxruntime. "auto": torchscript, and
-    dynamo where torchscript is missing or fails.
+    network in seconds; "dynamo" (torch.export-based) spends over a minute in symbolic-shape reasoning for
+    the dynamic height and width. Both give the same logits (within ~1e-5 of torch) and run equally fast in
+    onnxruntime. "auto": torchscript, and dynamo where torchscript is missing or fails.
     """
     if exporter in ("auto", "torchscript"):
         try:
@@ -122,7 +119,7 @@ def export_onnx(ckpt: dict, out: str | Path, sha256: str, opset: int = OPSET, ex
     Args: ckpt from `load_checkpoint`; sha256 of the checkpoint file (stored in the metadata); exporter, one
     of EXPORTERS (`_export_graph`). Raises ExportError (one line) when torch.onnx cannot export the model.
     """
-    import onnx
+    import onnx  # here, not at the top: only a new export needs it, not every Predictor (seconds of import)
 
     out = Path(out)
     model = deployed_model(ckpt)
@@ -138,7 +135,8 @@ def export_onnx(ckpt: dict, out: str | Path, sha256: str, opset: int = OPSET, ex
                 warnings.simplefilter("ignore")  # the exporters' deprecation and tracer chatter; failures raise
                 _export_graph(DeployedNet(model).eval(), example, tmp, opset, exporter)
         except Exception as e:  # noqa: BLE001 - any exporter failure becomes one line
-            raise ExportError(f"{ckpt.get('_path', 'checkpoint')}: ONNX export failed ({one_line(e, 160, kind=True)})") from None
+            name = ckpt.get("_path", "checkpoint")
+            raise ExportError(f"{name}: ONNX export failed ({one_line(e, 160, kind=True)})") from None
         graph = onnx.load(tmp)
         for key, value in metadata(ckpt, sha256, stride).items():
             graph.metadata_props.add(key=key, value=value)

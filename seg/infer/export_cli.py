@@ -8,11 +8,13 @@ from pathlib import Path
 
 from seg.checkpoint import CheckpointError, load_checkpoint
 from seg.data.samples import KITTI_SIZE, sample_frames
-from seg.paths import DEFAULT_CHECKPOINT, DEFAULT_DATA, SAMPLE_FRAMES
 from seg.infer.export import EXPORTERS, OPSET, ExportError, agreement, export_onnx, file_sha256
 from seg.infer.onnxrt import OrtNet
 from seg.infer.predictor import Predictor
 from seg.infer.upsample import upsample_argmax
+from seg.paths import DEFAULT_CHECKPOINT, DEFAULT_DATA, SAMPLE_FRAMES
+
+MIN_AGREEMENT = 0.999  # share of equal labels at the model size below which the graph is not reported good
 
 
 def verify(onnx_path: str | Path, ckpt_path: str | Path, n_frames: int = 4, data: Path = DEFAULT_DATA,
@@ -26,7 +28,8 @@ def verify(onnx_path: str | Path, ckpt_path: str | Path, n_frames: int = 4, data
     ref = Predictor(ckpt_path, device="cpu", backend="torch", precision="fp32", threads=threads)
     net = OrtNet(onnx_path, threads=threads)
     th, tw = ref.input_size
-    imgs = sample_frames(Path(data) / "validation" / "images", (tw, th), n_frames, 0) + sample_frames(Path(kitti), KITTI_SIZE, 1, 500)
+    imgs = sample_frames(Path(data) / "validation" / "images", (tw, th), n_frames, 0)
+    imgs += sample_frames(Path(kitti), KITTI_SIZE, 1, 500)
     same = total = 0
     diff = 0.0
     for im in imgs:
@@ -39,23 +42,23 @@ def verify(onnx_path: str | Path, ckpt_path: str | Path, n_frames: int = 4, data
 
 
 def get_args_parser() -> argparse.ArgumentParser:
+    """The flags of `python -m seg.export`."""
     p = argparse.ArgumentParser(description="Export the deployed network of a checkpoint to ONNX and verify it.")
     p.add_argument("checkpoint", nargs="?", default=str(DEFAULT_CHECKPOINT),
                    help=f"checkpoint (default {DEFAULT_CHECKPOINT})")
     p.add_argument("--out", default="model.onnx", help="ONNX file to write (default model.onnx)")
     p.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset, at least 17 (default {OPSET})")
     p.add_argument("--exporter", choices=EXPORTERS, default="auto",
-                   help="torch.onnx exporter: torchscript (seconds), dynamo (torch.export, slower), auto (the first that works)")
+                   help="torch.onnx exporter: torchscript (seconds), dynamo (torch.export, slower), "
+                        "auto (the first that works)")
     p.add_argument("--frames", type=int, default=4, help="validation frames to verify on (default 4)")
     p.add_argument("--data", default=str(DEFAULT_DATA), help="Vistas-layout set whose validation frames are used")
     p.add_argument("--kitti", default=str(SAMPLE_FRAMES), help="folder of KITTI-shaped frames (one is used)")
     return p
 
 
-MIN_AGREEMENT = 0.999
-
-
 def main(argv: list[str] | None = None) -> int:
+    """Export, verify and print one line; 0 on success, 1 with one `error:` line otherwise."""
     parser = get_args_parser()
     args = parser.parse_args(argv)
     if args.opset < 17:

@@ -1,7 +1,7 @@
 """The onnxruntime backend: the deployed network as an ONNX graph, built from the checkpoint on first use.
 
-Why: on the project's 2-core CPU, onnxruntime runs the same fp32 network about twice as fast as torch
-(README, "Speed"), and its logits match torch's to ~1e-5.
+Why: on a small CPU onnxruntime runs the same fp32 network about twice as fast as torch, and its logits
+match torch's to ~1e-5.
 
 Cache: graphs live in `$SEG_CACHE_DIR` (default `~/.cache/seg`) under `onnx/<key>.onnx`, where the key
 hashes the checkpoint file's *content* (SHA-256) with the graph version, torch version and opset, so an
@@ -36,6 +36,7 @@ def cache_dir() -> Path:
 
 
 def cache_key(sha256: str, opset: int = OPSET) -> str:
+    """File name (32 hex digits) of the cached graph of a checkpoint with content hash `sha256`."""
     text = f"{sha256}|graph {GRAPH_VERSION}|torch {torch.__version__}|opset {opset}"
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
@@ -48,16 +49,15 @@ class OrtNet:
     """
 
     def __init__(self, path: str | Path, threads: int | None = None):
-        import onnxruntime as ort
+        import onnxruntime as ort  # here: without it the Predictor still imports, and falls back to torch
 
         self.path = Path(path)
         so = ort.SessionOptions()
         so.intra_op_num_threads = int(threads or torch.get_num_threads())
         so.inter_op_num_threads = 1
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # No busy-waiting between runs: spinning threads took the cores from the label upsample and image
-        # work that follows each frame (2-core CPU, 512x384: predict 62-70 ms spinning, 52-54 ms not; the
-        # network alone 32 ms either way).
+        # No busy-waiting between runs: spinning threads would take the cores from the label upsample and
+        # image work that follows each frame, for no gain in the network's own time.
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(self.path), so, providers=["CPUExecutionProvider"])

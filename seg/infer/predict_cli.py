@@ -10,9 +10,9 @@ from seg.cli import one_line
 from seg.device import add_runtime_args
 from seg.imageio import IMAGE_EXTENSIONS, ImageError, image_files, load_image
 from seg.paths import DEFAULT_CHECKPOINT
-from seg.viz import overlay_image, to_label_png
-from seg.infer import video
+from seg.infer import clip_cli
 from seg.infer.predictor import Predictor
+from seg.viz import overlay_image, to_label_png
 
 
 def expand_inputs(paths: list[str]) -> tuple[list[Path], list[str]]:
@@ -30,6 +30,7 @@ def expand_inputs(paths: list[str]) -> tuple[list[Path], list[str]]:
 
 
 def get_args_parser() -> argparse.ArgumentParser:
+    """The flags of `python -m seg.predict` (images, runtime and video flags)."""
     p = argparse.ArgumentParser(description="Segment images: writes OUT/<stem>.png (paletted class ids); "
                                             "video clips: OUT/<stem>_overlay.mp4 (see seg/infer/video.py).")
     p.add_argument("images", nargs="+", help="image files, folders of images, or video clips")
@@ -37,11 +38,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None, help=f"checkpoint (default {DEFAULT_CHECKPOINT})")
     p.add_argument("--overlay", action="store_true", help="also write OUT/<stem>_overlay.jpg")
     add_runtime_args(p)
-    video.add_args(p)
+    clip_cli.add_args(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Segment every input; 0 when all were written, 1 when any failed (one `error:` line each)."""
     args = get_args_parser().parse_args(argv)
     try:
         predictor = Predictor(args.checkpoint, device=args.device, threads=args.threads,
@@ -55,11 +57,19 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         print(f"error: {out}: cannot create output folder ({e.strerror})", file=sys.stderr)
         return 1
-    clips, images = video.split_inputs(args.images, args.fps)
+    clips, images = clip_cli.split_inputs(args.images, args.fps)
     files, errors = expand_inputs(images)
     for line in errors:
         print(f"error: {line}", file=sys.stderr)
-    failed, written = len(errors) + video.run_clips(predictor, clips, out, args), {}
+    failed = len(errors) + clip_cli.run_clips(predictor, clips, out, args)
+    failed += predict_images(predictor, files, out, args.overlay)
+    return 1 if failed else 0
+
+
+def predict_images(predictor: Predictor, files: list[Path], out: Path, overlay: bool) -> int:
+    """Write OUT/<stem>.png (and with `overlay` OUT/<stem>_overlay.jpg) per image, printing each label map's
+    path (stdout) or one `error:` line (stderr). Returns the number of images that failed."""
+    failed, written = 0, {}
     for f in files:
         try:
             if f.stem in written:
@@ -67,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             image = load_image(f)
             labels = predictor.predict(image)
             to_label_png(labels, predictor.classes).save(out / f"{f.stem}.png")
-            if args.overlay:
+            if overlay:
                 overlay_image(image, labels, predictor.classes).save(out / f"{f.stem}_overlay.jpg", quality=90)
             written[f.stem] = str(f)
             print(out / f"{f.stem}.png")
@@ -80,4 +90,4 @@ def main(argv: list[str] | None = None) -> int:
         except (RuntimeError, ValueError) as e:  # e.g. out of memory on a huge frame: report, go on
             failed += 1
             print(f"error: {f.name}: {one_line(e, kind=True)}", file=sys.stderr)
-    return 1 if failed else 0
+    return failed

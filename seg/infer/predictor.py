@@ -1,8 +1,8 @@
 """Predictor: checkpoint -> a tuned model that turns any image into a label map at the image's own size.
 
 Backends and devices: on the CPU the network runs through onnxruntime when it is installed (the graph is
-exported from the checkpoint on first use and cached, `seg.infer.onnxrt`; about 2x torch's speed on the
-project's 2-core CPU), else through torch; on CUDA through torch with fp16/bf16 autocast and channels_last,
+exported from the checkpoint on first use and cached, `seg.infer.onnxrt`; about twice torch's speed on a
+small CPU), else through torch; on CUDA through torch with fp16/bf16 autocast and channels_last,
 the label upsample running on the GPU. `device="auto"` picks CUDA when available (`seg.device`). The frame
 runs at its trained scale (`seg.infer.deploy.model_size`), the network stops at its low-res logits and
 `seg.infer.upsample` turns them into exact labels; the label map is then nearest-resized from the model
@@ -35,6 +35,8 @@ log = logging.getLogger("seg")
 
 @dataclass(frozen=True)
 class Prediction:
+    """What `Predictor.predict_full` returns for one image."""
+
     labels: np.ndarray  # (H, W) uint8 class ids at the input's size
     confidence: np.ndarray  # (H, W) float32 max softmax probability
     ms: float  # wall time of predict_full, decode excluded
@@ -75,7 +77,7 @@ class Predictor:
         model = model_from_checkpoint(ckpt)
         folded = fold_conv_bn(model)
         self.model = model.to(self.device, memory_format=torch.channels_last)
-        self._onnx = None  # seg.onnxrt.OrtNet when the onnxruntime backend runs
+        self._onnx = None  # seg.infer.onnxrt.OrtNet when the onnxruntime backend runs
         if backend == "auto":
             backend = "onnxruntime" if self.device.type == "cpu" and precision in ("auto", "fp32") else "torch"
         note = None
@@ -117,7 +119,7 @@ class Predictor:
 
         The model's own forward ends with a bilinear upsample of all C logit channels to (h, w); that and the
         argmax over its result cost as much as the backbone, so the Predictor stops before it and
-        upsamples labels with `upsample_argmax` (same labels, ~4 ms at 512x384 on the 2-core CPU).
+        upsamples labels with `upsample_argmax` (the same labels at a fraction of the cost).
         """
         with self._lock, torch.inference_mode():
             if self._onnx is not None:
@@ -134,8 +136,7 @@ class Predictor:
             image = image.resize((size[1], size[0]), Image.BILINEAR)
         if self._onnx is not None:
             # numpy, one channel at a time: torch's elementwise ops run on its OpenMP threads, which spin
-            # after each op and took the cores from the onnxruntime run that follows (2-core CPU, 512x384:
-            # that run took 35-42 ms after torch's normalisation, 32-33 ms after this one).
+            # after each op and would take the cores from the onnxruntime run that follows.
             rgb = np.asarray(image)
             x = np.empty((1, 3, size[0], size[1]), np.float32)
             for c in range(3):
@@ -185,7 +186,8 @@ class Predictor:
                 with torch.inference_mode():
                     low = self.forward(x)  # (B, C, h', w')
                     for j, i in enumerate(chunk):
-                        out[i] = self._to_size(self.labels_at(low[j:j + 1], x.shape[-2:]), images[i].size, Image.NEAREST)
+                        small = self.labels_at(low[j:j + 1], x.shape[-2:])
+                        out[i] = self._to_size(small, images[i].size, Image.NEAREST)
         return out
 
     def batch_input(self, xs: list[torch.Tensor]) -> torch.Tensor:

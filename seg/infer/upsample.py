@@ -35,10 +35,9 @@ def _spans(i0: np.ndarray, n_in: int) -> tuple[np.ndarray, np.ndarray]:
 def first_argmax(values: np.ndarray) -> np.ndarray:
     """(C, n) -> (n,) uint8 index of each column's first maximum, as numpy's / torch's argmax (C <= 255).
 
-    numpy's argmax over axis 0 walks the columns one by one (3.4 ms for (66, 12288)); here every step runs
-    along the rows (0.5 ms): the maxima as a 0/1 mask, weighted 254 - row, whose column max is 254 - the
-    first maximum's row. No BLAS product: OpenBLAS's threads spin after a call and slowed the next
-    onnxruntime run by 35 ms.
+    numpy's argmax over axis 0 walks the columns one by one; here every step runs along the rows, several
+    times faster: the maxima as a 0/1 mask, weighted 254 - row, whose column max is 254 - the first maximum's
+    row. No BLAS product: OpenBLAS's threads spin after a call and would slow the next onnxruntime run.
     """
     mask = (values == values.max(0)).view(np.uint8)
     np.multiply(mask, _REVERSED_IDS[:values.shape[0]], out=mask)
@@ -58,8 +57,8 @@ def upsample_argmax(low: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     the mix). In the other cells (class boundaries) only the corners' own classes are mixed, and a bound on
     every other class decides whether one of them wins; only where it might (a few % of boundary pixels) are
     all C channels mixed. Mixing is F.interpolate's: along x, then along y, once per (cell, output column)
-    and then per pixel. numpy, not torch: torch's advanced indexing of these small tables took 7 ms where
-    np.take takes 0.1 ms; arrays are (rows, n) so that numpy's inner loops run along n.
+    and then per pixel. numpy, not torch: torch's advanced indexing of these small tables is far slower than
+    np.take; arrays are (rows, n) so that numpy's inner loops run along n.
     """
     _, c, h, w = low.shape
     H, W = int(size[0]), int(size[1])
@@ -67,68 +66,127 @@ def upsample_argmax(low: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     x0, _, wx = source_index(w, W)
     flat = low[0].contiguous().numpy().reshape(c, h * w)  # (C, h*w) float32
     lab = first_argmax(flat).reshape(h, w)
-    # Output pixel (Y, X) mixes the 4 corners of low-res cell (y0[Y], x0[X]): rows i, r1[i], columns j, c1[j]
-    # (clamped at the last row/column, as source_index pairs i0 with i1).
-    r1, c1 = np.minimum(np.arange(h) + 1, h - 1), np.minimum(np.arange(w) + 1, w - 1)
-    lab10 = lab.take(r1, 0)
-    mixed = (lab != lab.take(c1, 1)) | (lab != lab10) | (lab != lab10.take(c1, 1))  # (h, w) corners disagree
     out = lab.take(y0, 0).take(x0, 1)  # (H, W): exact wherever the cell's 4 corners agree
-    ky, kx = mixed.nonzero()  # the K mixed cells
+    ky, kx, pix = _boundary_cells(lab)
     if not ky.size:
         return out
-    kk = np.arange(ky.size)
-    pix = np.stack([ky * w + kx, ky * w + c1[kx], r1[ky] * w + kx, r1[ky] * w + c1[kx]])  # (4 corners, K)
-    cand = lab.reshape(-1)[pix]  # (4, K): the corners' own classes are the candidates
-    corners = flat.take(pix.reshape(-1), axis=1).reshape(c, 4, ky.size)  # (C, 4 corners, K)
-    at = (cand[:, None, :], np.arange(4)[None, :, None], kk)  # [candidate s, corner q, cell]
-    cell = np.empty((4, 5, ky.size), np.float32)  # [corner q, s]: candidate s's value (s < 4), the bound (s = 4)
-    cell[:, :4] = corners[at].transpose(1, 0, 2)
-    # Bound for every other class: each corner's best value outside the candidates, mixed like them. Each
-    # float step (a product with a weight >= 0, a sum) is monotone, so a candidate at or above the mixed
-    # bound is the argmax over all C classes.
-    corners[at] = NO_CLASS
-    cell[:, 4] = corners.max(0)
-    # Along x, once per (cell, output column) pair: the cell's top and bottom rows at that column.
-    (ry, ny), (rx, nx) = _spans(y0, h), _spans(x0, w)
-    ncol = nx[kx]
-    kc = np.repeat(kk, ncol)  # (P,) cell of each pair
-    xs = rx[kx][kc] + (np.arange(kc.size) - np.repeat(np.cumsum(ncol) - ncol, ncol))
-    b = wx[xs]
-    v = cell.reshape(20, -1).take(kc, 1)  # (20, P): rows 5q + s
-    pair = np.empty((10, kc.size), np.float32)  # top row: 4 candidates and the bound; bottom row likewise
-    pair[0:5] = (1 - b) * v[0:5] + b * v[5:10]  # corners 0, 1 (top left, top right)
-    pair[5:10] = (1 - b) * v[10:15] + b * v[15:20]  # corners 2, 3 (bottom left, bottom right)
-    # Along y, per pixel: each pair covers its cell's rows.
-    nrow = ny[ky][kc]
-    q = np.repeat(np.arange(kc.size), nrow)  # (N,) pair of each pixel
-    ys = ry[ky][kc][q] + (np.arange(q.size) - np.repeat(np.cumsum(nrow) - nrow, nrow))
-    a = wy[ys]
-    pq = pair.take(q, 1)  # (10, N)
-    m = (1 - a) * pq[0:5] + a * pq[5:10]  # (5, N): the 4 candidates' values, the bound
-    best, j = m[0].copy(), np.zeros(q.size, np.intp)
-    for s in (1, 2, 3):  # first maximum of the 4, as argmax
-        better = m[s] > best
-        np.copyto(best, m[s], where=better)
-        j[better] = s
+    cand, corners, cell = _candidate_table(flat, lab, pix)
+    kc, xs, b, pair = _mix_along_x(cell, kx, *_spans(x0, w), wx)
+    q, ys, a, m = _mix_along_y(pair, ky, kc, *_spans(y0, h), wy)
+    best, j = _first_of_four(m)
     pos, kq = ys * W + xs[q], kc[q]
-    flat_out = out.reshape(-1)
+    flat_out = out.reshape(-1)  # a view: writes land in `out`
     flat_out[pos] = cand[j, kq]
     rest = best < m[4]
     if rest.any():  # another class may win: mix every other channel at these pixels (rare)
-        ar, br = a[rest], b[q[rest]]
-        cv = corners.take(kq[rest], 2)  # (C, 4, R), the candidates at NO_CLASS
-        other = (1 - ar) * ((1 - br) * cv[:, 0] + br * cv[:, 1]) + ar * ((1 - br) * cv[:, 2] + br * cv[:, 3])
-        k2 = first_argmax(other)
-        win = other[k2, np.arange(k2.size)] > best[rest]
-        flat_out[pos[rest][win]] = k2[win]
+        _other_classes(flat_out, pos[rest], corners.take(kq[rest], 2), a[rest], b[q[rest]], best[rest])
     return out
+
+
+def _boundary_cells(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The K low-res cells whose 4 corner labels differ, of (h, w) labels: (rows (K,), columns (K,), the
+    corners' flat indices (4, K): top left, top right, bottom left, bottom right).
+
+    Cell (i, j) has corners rows i, i + 1 and columns j, j + 1, clamped at the last row/column, as
+    `source_index` pairs i0 with i1.
+    """
+    h, w = lab.shape
+    r1, c1 = np.minimum(np.arange(h) + 1, h - 1), np.minimum(np.arange(w) + 1, w - 1)
+    lab10 = lab.take(r1, 0)
+    mixed = (lab != lab.take(c1, 1)) | (lab != lab10) | (lab != lab10.take(c1, 1))  # (h, w)
+    ky, kx = mixed.nonzero()
+    return ky, kx, np.stack([ky * w + kx, ky * w + c1[kx], r1[ky] * w + kx, r1[ky] * w + c1[kx]])
+
+
+def _candidate_table(flat: np.ndarray, lab: np.ndarray,
+                     pix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per boundary cell, the values to mix. flat (C, h*w) logits, lab (h, w) labels, pix (4, K) corners.
+
+    Returns cand (4, K): the corners' own classes, the candidates; corners (C, 4, K): every logit at the
+    corners, the candidates' own set to NO_CLASS; cell (4 corners q, 5, K): candidate s's value at q for
+    s < 4, and at s = 4 the bound for every other class (q's best value outside the candidates). Each float
+    step of the mix (a product with a weight >= 0, a sum) is monotone, so a candidate at or above the mixed
+    bound is the argmax over all C classes.
+    """
+    k = pix.shape[1]
+    cand = lab.reshape(-1)[pix]
+    corners = flat.take(pix.reshape(-1), axis=1).reshape(flat.shape[0], 4, k)
+    at = (cand[:, None, :], np.arange(4)[None, :, None], np.arange(k))  # [candidate s, corner q, cell]
+    cell = np.empty((4, 5, k), np.float32)
+    cell[:, :4] = corners[at].transpose(1, 0, 2)
+    corners[at] = NO_CLASS
+    cell[:, 4] = corners.max(0)
+    return cand, corners, cell
+
+
+def _run_offsets(counts: np.ndarray) -> np.ndarray:
+    """0, 1, ..., n - 1 for each run length n in `counts`, concatenated: (counts.sum(),)."""
+    return np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+
+
+def _mix_along_x(cell: np.ndarray, kx: np.ndarray, first: np.ndarray, count: np.ndarray,
+                 wx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Mix along x, once per (cell, output column) pair: the cell's top and bottom rows at that column.
+
+    cell (4, 5, K) from `_candidate_table`; kx (K,) the cells' columns; first, count: `_spans` of the
+    columns; wx (W,) the x weights. Returns (kc (P,) cell of each pair, xs (P,) its output column, b (P,)
+    its weight, pair (10, P): the top row's 4 candidates and bound, then the bottom row's).
+    """
+    ncol = count[kx]
+    kc = np.repeat(np.arange(kx.size), ncol)
+    xs = first[kx][kc] + _run_offsets(ncol)
+    b = wx[xs]
+    v = cell.reshape(20, -1).take(kc, 1)  # (20, P): rows 5q + s
+    pair = np.empty((10, kc.size), np.float32)
+    pair[0:5] = (1 - b) * v[0:5] + b * v[5:10]  # corners 0, 1 (top left, top right)
+    pair[5:10] = (1 - b) * v[10:15] + b * v[15:20]  # corners 2, 3 (bottom left, bottom right)
+    return kc, xs, b, pair
+
+
+def _mix_along_y(pair: np.ndarray, ky: np.ndarray, kc: np.ndarray, first: np.ndarray, count: np.ndarray,
+                 wy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Mix along y, per pixel: each (cell, column) pair covers its cell's output rows.
+
+    pair (10, P) and kc (P,) from `_mix_along_x`; ky (K,) the cells' rows; first, count: `_spans` of the
+    rows; wy (H,) the y weights. Returns (q (N,) pair of each pixel, ys (N,) its output row, a (N,) its
+    weight, m (5, N): the 4 candidates' values and the bound at each pixel).
+    """
+    nrow = count[ky][kc]
+    q = np.repeat(np.arange(kc.size), nrow)
+    ys = first[ky][kc][q] + _run_offsets(nrow)
+    a = wy[ys]
+    pq = pair.take(q, 1)  # (10, N)
+    return q, ys, a, (1 - a) * pq[0:5] + a * pq[5:10]
+
+
+def _first_of_four(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(best value (N,), index (N,) of its first maximum) of the 4 candidate rows of m (5, N), as argmax."""
+    best, j = m[0].copy(), np.zeros(m.shape[1], np.intp)
+    for s in (1, 2, 3):
+        better = m[s] > best
+        np.copyto(best, m[s], where=better)
+        j[better] = s
+    return best, j
+
+
+def _other_classes(flat_out: np.ndarray, pos: np.ndarray, cv: np.ndarray, a: np.ndarray, b: np.ndarray,
+                   best: np.ndarray) -> None:
+    """Mix all C channels at R pixels where a non-candidate class may win; write the winners into flat_out.
+
+    pos (R,) flat output indices; cv (C, 4, R) corner logits, the candidates at NO_CLASS; a, b (R,) y and x
+    weights; best (R,) the best candidate's value, which another class must beat.
+    """
+    other = (1 - a) * ((1 - b) * cv[:, 0] + b * cv[:, 1]) + a * ((1 - b) * cv[:, 2] + b * cv[:, 3])
+    k2 = first_argmax(other)
+    win = other[k2, np.arange(k2.size)] > best
+    flat_out[pos[win]] = k2[win]
 
 
 def confidence_map(low: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     """Max softmax probability of low (1, C, h, w) logits, bilinearly upsampled to size -> (H, W) float32.
 
     `upsample_confidence` in numpy, for logits on the CPU: torch's elementwise ops run on its
-    OpenMP threads, whose spinning after each op slowed the next frame's onnxruntime run.
+    OpenMP threads, whose spinning after each op would slow the next frame's onnxruntime run.
     """
     _, c, h, w = low.shape
     flat = low[0].contiguous().numpy().reshape(c, h * w)
