@@ -180,19 +180,21 @@ class Canvas:
         self.poly(list(zip(xs.tolist(), ys.tolist())), rgb, cls, mat, z, light)
 
 
-def _pick(rng, seq):
+def pick(rng, seq):
+    """One item of `seq`, drawn uniformly."""
     # One uniform draw whatever len(seq) is (rng.integers may draw more for some bounds), so the two styles,
     # whose palettes differ in length, consume the stream alike and lay out the same scene for a seed.
     return seq[min(int(rng.random() * len(seq)), len(seq) - 1)]
 
 
-def _gray(rng, rgb, amount=25):
+def gray(rng, rgb, amount=25):
     """rgb brightened or darkened as a whole: neutral greys stay neutral."""
     d = rng.normal(0, amount)
     return tuple(int(min(255.0, max(0.0, c + d))) for c in rgb)
 
 
-def _vary(rng, rgb, amount=18):
+def vary(rng, rgb, amount=18):
+    """rgb with each channel moved by its own normal draw (std `amount`), clipped to 0..255 ints."""
     d = rng.normal(0, amount, 3).tolist()
     return tuple(int(min(255.0, max(0.0, c + e))) for c, e in zip(rgb, d))
 
