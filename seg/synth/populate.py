@@ -16,17 +16,33 @@ PERSON_RATE = {"urban": 2.5, "suburban": 1.0, "rural": 0.2}
 
 def populate(rng, sc: Scene, area: str, lanes: int, lw: float) -> None:
     """Queue every object of the frame with its depth key."""
-    st = sc.style
     zfar = 220.0
     seg = 6.0 if sc.cam.curv or abs(sc.cam.yaw) > 0.02 else 30.0
     reach = np.zeros(64, np.float32)
     shadow_z = np.geomspace(1, 400, 64).astype(np.float32)
-    # Far backdrop: hills (where the air is clear), then a skyline or tree line near the horizon.
+    _backdrop(rng, sc, area)
+    sc.looks["facades"], sc.looks["foliage"], sc.looks["cars"] = [], [], []
+    for s, side in zip((-1, 1), sc.sides):
+        _roadside(rng, sc, area, s, side, zfar, seg, reach, shadow_z)
+    if sc.cross is not None:
+        _on_the_crossing(rng, sc)
+    if rng.random() < 0.5:
+        _traffic_lights(rng, sc)
+    if rng.random() < 0.06:
+        _gantry(rng, sc)
+    _traffic(rng, sc, area, lanes, lw)
+    if reach.any():
+        sc.shadow_z, sc.shadow_reach = shadow_z, reach
+
+
+def _backdrop(rng, sc: Scene, area: str) -> None:
+    """Far backdrop: hills (where the air is clear), then a skyline or tree line near the horizon."""
+    st = sc.style
     if area != "urban" and sc.fog_dist > 250 and rng.random() < 0.4:
         zm = rng.uniform(350, 600)
         o.add(sc, zm, pr.mountains, dict(z=zm, rng=rng, h0=rng.uniform(10, 40), h1=rng.uniform(30, 120),
                                          color=o.vary(rng, o.pick(rng, [(80, 100, 95), (95, 110, 80),
-                                                                          (110, 110, 120)]), 10)))
+                                                                        (110, 110, 120)]), 10)))
     zb = rng.uniform(120, 300)
     if area == "urban" or rng.random() < 0.3:
         bd = dict(z=zb, rng=rng, width=(8, 40), height=(6, 45), blocky=True, cls=C["building"],
@@ -35,59 +51,72 @@ def populate(rng, sc: Scene, area: str, lanes: int, lw: float) -> None:
         bd = dict(z=zb, rng=rng, width=(2, 6), height=(6, 18), blocky=False, cls=C["veg"],
                   color=o.vary(rng, o.pick(rng, st.foliage), 10), mat=M["foliage"], light=0.75)
     o.add(sc, zb, o.skyline, bd)
-    sc.looks["facades"], sc.looks["foliage"], sc.looks["cars"] = [], [], []
-    for s, side in zip((-1, 1), sc.sides):
-        walk_u = s * (side.kerb + side.curb + side.verge + 0.5)  # street furniture line
-        if rng.random() < BUILDING_RATE[area]:
-            _buildings(rng, sc, area, s, side, zfar, seg, reach, shadow_z)
-        else:  # open side: tree line at some distance
-            u = s * (side.edge + rng.uniform(2, 25))
-            za = rng.uniform(0, 30)
-            o.add_along(sc, o.hedge, _hedge(rng, sc, u, 7, 18, rag=0.25, step=2.0), za, zfar, seg)
-        _barriers(rng, sc, area, s, side, seg)
-        if rng.random() < {"urban": 0.5, "suburban": 0.7, "rural": 0.6}[area]:  # street trees
-            z, step = rng.uniform(2, 12), rng.uniform(7, 16)
-            while z < 90:
-                t = _tree(rng, sc, walk_u + s * rng.uniform(0, 1.5), z)
-                if z > 8 or abs(t["u"] - sc.cam.x0) > t["r"] + 1.5:  # no crown filling the whole view
-                    o.add(sc, z, o.tree, t)
-                    sc.tree_shadows.append((t["u"], z, t["r"]))
-                z += step * rng.uniform(0.7, 1.3)
-        _poles_and_signs(rng, sc, area, s, side, walk_u)
-        _furniture(rng, sc, area, s, side, walk_u)
-        for _ in range(int(rng.poisson(PERSON_RATE[area]))):
-            z = rng.uniform(3, 40)
-            o.add(sc, z, ru.person, _person(rng, s * (side.kerb + side.curb + side.verge
-                                                     + rng.uniform(0.3, max(0.4, side.walk))), z))
-        if side.park or (rng.random() < 0.4 and area == "urban"):  # parked cars
-            u = s * (side.kerb - side.park / 2) if side.park else s * (sc.wr - 1.05)
-            z = rng.uniform(1, 10)
-            while z < 60:
-                o.add(sc, z, ru.vehicle, _vehicle(rng, sc, u, z, front=False, parked=True))
-                z += rng.uniform(5.0, 9.0) + 6 * (rng.random() < 0.3)
-        if side.bike and rng.random() < 0.5:
-            z = rng.uniform(4, 30)
-            o.add(sc, z, ru.two_wheeler, _two_wheeler(rng, sc, s * (sc.wr + side.bike / 2), z, "bicycle", True))
-    if sc.cross is not None:
-        for _ in range(int(rng.poisson(1.2))):
-            z = sc.cross[0] + rng.uniform(0.5, sc.cross[1] - 0.5)
-            o.add(sc, z, ru.person, _person(rng, rng.uniform(-sc.wr, sc.wr), z))
-        if rng.random() < 0.25:  # someone wheeling a bike across
-            z = sc.cross[0] + sc.cross[1] / 2
-            o.add(sc, z, ru.two_wheeler, _two_wheeler(rng, sc, rng.uniform(-sc.wr, sc.wr), z, "bicycle", True,
-                                                      side_view=True))
-    if rng.random() < 0.5:
-        _traffic_lights(rng, sc)
-    if rng.random() < 0.06:  # overhead sign gantry
-        z = rng.uniform(25, 70)
-        u0, u1 = -sc.sides[0].kerb - 0.5, sc.sides[1].kerb + 0.5
-        signs = [(c, rng.uniform(2.5, 4.0)) for c in np.linspace(u0 + 2.5, u1 - 2.5, int(rng.integers(1, 4)))]
-        o.add(sc, z, pr.gantry, dict(z=z, y=rng.uniform(6.5, 7.5), u0=u0, u1=u1, signs=signs,
-                                      steel=o.gray(rng, (150, 150, 150), 20),
-                                      panel=o.pick(rng, [(30, 90, 60), (30, 70, 160)])))
-    _traffic(rng, sc, area, lanes, lw)
-    if reach.any():
-        sc.shadow_z, sc.shadow_reach = shadow_z, reach
+
+
+def _roadside(rng, sc: Scene, area: str, s: int, side, zfar: float, seg: float, reach, shadow_z) -> None:
+    """Everything on side s (-1 left, +1 right): buildings or a tree line, barriers, trees, poles, signs,
+    furniture, people, parked cars and cyclists in the bike lane. Buildings on the sunny side widen `reach`."""
+    walk_u = s * (side.kerb + side.curb + side.verge + 0.5)  # street furniture line
+    if rng.random() < BUILDING_RATE[area]:
+        _buildings(rng, sc, area, s, side, zfar, seg, reach, shadow_z)
+    else:  # open side: tree line at some distance
+        u = s * (side.edge + rng.uniform(2, 25))
+        za = rng.uniform(0, 30)
+        o.add_along(sc, o.hedge, _hedge(rng, sc, u, 7, 18, rag=0.25, step=2.0), za, zfar, seg)
+    _barriers(rng, sc, area, s, side, seg)
+    if rng.random() < {"urban": 0.5, "suburban": 0.7, "rural": 0.6}[area]:
+        _street_trees(rng, sc, s, walk_u)
+    _poles_and_signs(rng, sc, area, s, side, walk_u)
+    _furniture(rng, sc, area, s, side, walk_u)
+    _people_and_parked(rng, sc, area, s, side)
+
+
+def _street_trees(rng, sc: Scene, s: int, walk_u: float) -> None:
+    z, step = rng.uniform(2, 12), rng.uniform(7, 16)
+    while z < 90:
+        t = _tree(rng, sc, walk_u + s * rng.uniform(0, 1.5), z)
+        if z > 8 or abs(t["u"] - sc.cam.x0) > t["r"] + 1.5:  # no crown filling the whole view
+            o.add(sc, z, o.tree, t)
+            sc.tree_shadows.append((t["u"], z, t["r"]))
+        z += step * rng.uniform(0.7, 1.3)
+
+
+def _people_and_parked(rng, sc: Scene, area: str, s: int, side) -> None:
+    """People on the sidewalk, parked cars at the kerb, sometimes a cyclist in the bike lane."""
+    for _ in range(int(rng.poisson(PERSON_RATE[area]))):
+        z = rng.uniform(3, 40)
+        o.add(sc, z, ru.person, _person(rng, s * (side.kerb + side.curb + side.verge
+                                                 + rng.uniform(0.3, max(0.4, side.walk))), z))
+    if side.park or (rng.random() < 0.4 and area == "urban"):  # parked cars
+        u = s * (side.kerb - side.park / 2) if side.park else s * (sc.wr - 1.05)
+        z = rng.uniform(1, 10)
+        while z < 60:
+            o.add(sc, z, ru.vehicle, _vehicle(rng, sc, u, z, front=False, parked=True))
+            z += rng.uniform(5.0, 9.0) + 6 * (rng.random() < 0.3)
+    if side.bike and rng.random() < 0.5:
+        z = rng.uniform(4, 30)
+        o.add(sc, z, ru.two_wheeler, _two_wheeler(rng, sc, s * (sc.wr + side.bike / 2), z, "bicycle", True))
+
+
+def _on_the_crossing(rng, sc: Scene) -> None:
+    """People on the pedestrian crossing, sometimes someone wheeling a bike across."""
+    for _ in range(int(rng.poisson(1.2))):
+        z = sc.cross[0] + rng.uniform(0.5, sc.cross[1] - 0.5)
+        o.add(sc, z, ru.person, _person(rng, rng.uniform(-sc.wr, sc.wr), z))
+    if rng.random() < 0.25:
+        z = sc.cross[0] + sc.cross[1] / 2
+        o.add(sc, z, ru.two_wheeler, _two_wheeler(rng, sc, rng.uniform(-sc.wr, sc.wr), z, "bicycle", True,
+                                                  side_view=True))
+
+
+def _gantry(rng, sc: Scene) -> None:
+    """An overhead sign gantry across the road with one to three signs."""
+    z = rng.uniform(25, 70)
+    u0, u1 = -sc.sides[0].kerb - 0.5, sc.sides[1].kerb + 0.5
+    signs = [(c, rng.uniform(2.5, 4.0)) for c in np.linspace(u0 + 2.5, u1 - 2.5, int(rng.integers(1, 4)))]
+    o.add(sc, z, pr.gantry, dict(z=z, y=rng.uniform(6.5, 7.5), u0=u0, u1=u1, signs=signs,
+                                  steel=o.gray(rng, (150, 150, 150), 20),
+                                  panel=o.pick(rng, [(30, 90, 60), (30, 70, 160)])))
 
 
 def _buildings(rng, sc, area, s, side, zfar, seg, reach, shadow_z):
