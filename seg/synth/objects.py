@@ -1,9 +1,14 @@
-"""Scene sampling and object drawing for the procedural street world (`seg.synth`).
+"""What every part of the street world (`seg.synth`) shares, and its basic painters.
+
+Class ids `C` (Vistas v1.2) and material ids `M`; the frame's description (`Cam`, `Side`, `Line`, `Scene`,
+filled by `seg.synth.scene.sample_scene`); the `Canvas`, which draws every polygon into the image, label and
+material maps at once with the same vertices; the colour draws `pick`, `gray` and `vary`; painters of
+buildings, trees, hedges, fences, poles, street and traffic lights and the skyline; and `add`/`add_along`,
+which queue a painter in `Scene.items` as (depth key, draw(canvas)) pairs drawn far-to-near.
 
 World coordinates: u metres across the road (0 = road centre line, + = right), y metres up, z metres
 ahead along the road. The road centre line bends as x = yaw*z + curv*z^2, so every object placed at (u, z)
-follows the curve. `sample_scene` returns a Scene whose `items` are (depth key, draw(canvas)) pairs drawn
-far-to-near; every polygon goes to image, label and material maps at once.
+follows the curve.
 """
 from __future__ import annotations
 
@@ -86,7 +91,7 @@ class Scene:
     lines: list
     cross: tuple | None
     items: list = field(default_factory=list)
-    # appearance, filled by _appearance
+    # appearance, filled by seg.synth.scene
     ground_lut: tuple = ()
     grain_amp: float = 0.2
     tile: float = 0.5
@@ -110,7 +115,7 @@ class Scene:
     tone_lut: list = ()
     face_light: dict = field(default_factory=dict)
     weather: str = "sun"
-    style: object = None  # seg.synth_style.Style the appearance was drawn from
+    style: object = None  # seg.synth.style.Style the appearance was drawn from
     looks: dict = field(default_factory=dict)  # base appearance choices, for tests of the held-out style
     cross_kind: str = "zebra"  # "zebra" (stripes on a plain crossing) or "plain" (two boundary lines)
     cross_paint: np.ndarray = None  # RGB of a plain crossing's surface, or None for the road's own
@@ -123,7 +128,7 @@ class Scene:
     wet: float = 0.0  # 0 dry .. 1 wet road: darker, mirrors the sky
     water_side: int = 0  # -1/+1: a lake beyond the verge on that side
     grain: str = "asphalt"
-    # camera, applied after painting (seg.synth_camera)
+    # camera, applied after painting (seg.synth.camera)
     roll: float = 0.0  # degrees
     distort: float = 0.0  # radial k1 (> 0 barrel)
     motion: tuple = (0, 0.0)  # (length px at 384 rows, angle rad)
@@ -345,6 +350,7 @@ def skyline(cv: Canvas, bd: dict) -> None:
 
 
 def add(sc: Scene, key: float, fn, *args) -> None:
+    """Queue `fn(canvas, *args)` in sc.items under depth `key` (metres; larger keys are drawn first)."""
     sc.items.append((key, lambda cv: fn(cv, *args)))
 
 

@@ -1,6 +1,6 @@
 """The objects of one street-world frame (`seg.synth`): buildings, vegetation, barriers, poles, signs,
 street furniture, parked and moving traffic, two-wheelers and people, each queued with its depth key
-for far-to-near painting (`seg.synth_objects.add`)."""
+for far-to-near painting (`seg.synth.objects.add`)."""
 from __future__ import annotations
 
 import numpy as np

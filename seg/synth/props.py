@@ -1,6 +1,6 @@
 """Street furniture, barriers, signs, billboards and backdrops of the street world (`seg.synth`).
 
-Painters in the style of `seg.synth_objects`: each takes the Canvas and a dict of sampled parameters and
+Painters in the style of `seg.synth.objects`: each takes the Canvas and a dict of sampled parameters and
 draws polygons into image, label and material maps at once; world coordinates u (across), y (up), z (ahead).
 """
 from __future__ import annotations

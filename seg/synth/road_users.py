@@ -1,5 +1,5 @@
 """Road users of the street world (`seg.synth`): people, cars, trucks and buses, bicycles and motorcycles
-with or without their riders. Painters in the style of `seg.synth_objects`."""
+with or without their riders. Painters in the style of `seg.synth.objects`."""
 from __future__ import annotations
 
 import math

@@ -1,7 +1,7 @@
 """Random layout and appearance of one street-world frame (`seg.synth`): camera, road cross-section
 (lanes, bike and parking lanes, kerbs, verges, sidewalks), markings and crossings, ground details
 (manholes, catch basins, patches, cracks, driveways), lighting, weather and the camera's own quirks.
-Objects are queued by `seg.synth_populate`."""
+Objects are queued by `seg.synth.populate`."""
 from __future__ import annotations
 
 import math

@@ -1,20 +1,23 @@
 """Procedural street world: perspective street scenes with exact Vistas v1.2 labels.
 
-`render(seed, size, style)` draws one frame in three passes. The ground (road, bike and parking lanes,
-markings, crossings, manholes, catch basins, kerbs and curb cuts, sidewalk, terrain, water) and the sky are
-computed per pixel with numpy from the ground-plane depth of each row, so markings stay exact under
-perspective and curvature. Objects (buildings with windows, balconies and shopfronts, trees, hedges, walls,
-fences, guard rails, poles, utility poles, street lights, signs front and back, sign frames, billboards,
-traffic lights, street furniture, vehicles, two-wheelers and their riders, people, hills) are then drawn
-far-to-near with PIL polygons; each polygon is drawn with the same vertices into the image, the label map and
-a material map, so the label is always the class of what was painted last (painter's order). Materials pick
-a detail texture (brick, foliage, planks...) applied afterwards. Last, the camera (`seg.synth_camera`): the
-ego car's hood or dashboard, roll and lens distortion (image and label resampled together), motion blur,
-sensor noise, vignette, tone curve, defocus and JPEG. Appearance comes from a `seg.synth_style.Style`:
-"in" for training, "out" for a held-out look that training never samples.
+This module draws one frame (`render`), writes datasets, image folders and preview grids of frames, and is the
+CLI. `render(seed, size, style)` samples the frame (`seg.synth.scene`) and draws it in three passes. The
+ground (road, bike and parking lanes, markings, crossings, manholes, catch basins, kerbs and curb cuts,
+sidewalk, terrain, water) and the sky are computed per pixel with numpy from the ground-plane depth of each
+row (`seg.synth.ground`), so markings stay exact under perspective and curvature. Objects (buildings with
+windows, balconies and shopfronts, trees, hedges, walls, fences, guard rails, poles, utility poles, street
+lights, signs front and back, sign frames, billboards, traffic lights, street furniture, vehicles,
+two-wheelers and their riders, people, hills) are then drawn far-to-near with PIL polygons; each polygon is
+drawn with the same vertices into the image, the label map and a material map, so the label is always the
+class of what was painted last (painter's order). Materials pick a detail texture (brick, foliage, planks...)
+applied afterwards. Last, the camera (`seg.synth.camera`): the ego car's hood or dashboard, roll and lens
+distortion (image and label resampled together), motion blur, sensor noise, vignette, tone curve, defocus and
+JPEG. Appearance comes from a `seg.synth.style.Style`: "in" for training, "out" for a held-out look that
+training never samples.
 All randomness comes from one numpy Generator seeded by `seed`: the same seed gives the same frame.
 
 CLI: python -m seg.synth --out DIR --train N --val M [--seed S] [--size WxH] [--workers K] [--style in|out]
+     [--images-only [--prefix P]]; or --preview FILE --train 0 --val M to draw an image | label grid.
 """
 from __future__ import annotations
 
@@ -57,7 +60,7 @@ def render(seed: int, size: tuple[int, int] = (512, 384), style: str = "in") -> 
     """Draw frame `seed` of the street world.
 
     Args: seed >= 0; size (W, H) in pixels, any size >= 1x1 (geometry scales with the frame); style "in"
-    (the training appearance) or "out" (held-out appearance, `seg.synth_style`).
+    (the training appearance) or "out" (held-out appearance, `seg.synth.style`).
     Returns: (PIL RGB image (W, H), np.uint8 array (H, W) of Vistas class ids). Pure: same seed, size and
     style give the same label array byte for byte.
     """
