@@ -32,14 +32,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
+from seg.classes import VISTAS
+from seg.cli import int_arg, size_arg
 from seg.synth import camera as cam_fx
 from seg.synth import objects as obj
 from seg.synth.ground import TEX, ground, sky, textures, wrap
+from seg.synth.objects import C, M
 from seg.synth.scene import sample_scene
 from seg.synth.style import get_style
-from seg.classes import VISTAS
-from seg.cli import int_arg, size_arg
-from seg.synth.objects import C, M
+from seg.viz import colorize
 
 SPLITS = ("training", "validation")
 # Classes this world paints (tests check they all show up).
@@ -175,8 +176,6 @@ def write_preview(path, n: int, seed: int = 0, size: tuple[int, int] = (512, 384
 
     Returns the path. The grid is (ceil(n / cols) rows) x (cols pairs) of frames at `size`.
     """
-    from seg.viz import colorize  # viz is the one place for label colours
-
     path = Path(path)
     if n < 1:
         raise ValueError("a preview needs at least one frame")
@@ -201,7 +200,6 @@ def _run(jobs: list, workers: int) -> None:
     with Pool(min(workers, len(jobs))) as pool:
         for _ in pool.imap_unordered(_write_frame, jobs, chunksize=4):
             pass
-
 
 
 class _Parser(argparse.ArgumentParser):
