@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 from torchvision import tv_tensors
 
-from seg.data import synthetic
+import seg.data
+from seg.data import synthetic, vistas
 from seg.model import MEAN as IMAGENET_MEAN, STD as IMAGENET_STD
 from seg.classes import IGNORE_INDEX, VISTAS
 from seg.data import DataError, SynthPool, SynthStream, VistasDataset, check_split, get_transform, list_images
@@ -291,3 +292,9 @@ def test_list_images_any_case(tmp_path):
     assert [p.name for p in list_images(tmp_path)] == ["a.jpeg", "b.JPG", "c.PNG", "d.webp", "e.Bmp"]
     with pytest.raises(DataError, match="missing"):
         list_images(tmp_path / "missing")
+
+
+def test_package_names_resolve_to_their_modules():
+    assert seg.data.VistasDataset is vistas.VistasDataset and set(seg.data.__all__) <= set(dir(seg.data))
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        seg.data.nope
