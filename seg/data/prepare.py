@@ -1,11 +1,13 @@
 """Downsize a Vistas-layout dataset: `python -m seg.prepare --src RAW --dst OUT [--size 512x384] [--workers K]`.
 
-Keeps the layout (`config.json`, `{training,validation,testing}/images/*.jpg`, `.../labels/*.png`).
-Images are resized antialiased (Lanczos) and saved as JPEG quality 95; labels are resized NEAREST in
-their own P (or L) mode, so the palette and every pixel value (class id) survive untouched; they are
-never converted to RGB. Every output is written under a temporary name and renamed into place, so an
-existing output is always complete and a rerun skips it (resumable). Bad inputs are reported by name at
-the end and make the exit code 1; everything else is still processed.
+Reads a Vistas root (`config.json`, `{training,validation,testing}/images/*.{jpg,jpeg,png}`, labels in each
+split's `labels/`, else `v1.2/labels/` as the v1.2 download has them, or `--labels-dir`) and writes the same
+layout: `config.json`, `SPLIT/images/*.jpg`, `SPLIT/labels/*.png`. Images are resized antialiased (Lanczos)
+and saved as JPEG quality 95; labels are resized NEAREST in their own P (or L) mode, so the palette and every
+pixel value (class id) survive untouched; they are never converted to RGB. Every output is written under a
+temporary name and renamed into place, so an existing output is always complete and a rerun skips it
+(resumable). Bad inputs are reported by name at the end and make the exit code 1; everything else is still
+processed.
 """
 from __future__ import annotations
 
