@@ -286,10 +286,11 @@ def test_synth_pool_renders_the_same_in_spawned_processes():
 
 
 def test_list_images_any_case(tmp_path):
-    for name in ("b.JPG", "a.jpeg", "c.PNG", "d.webp", "e.Bmp", "notes.txt", "f.gif"):
+    for name in ("b.JPG", "a.jpeg", "c.PNG", "d.webp", "e.Bmp", "notes.txt", "f.gif", "g.psd"):
         (tmp_path / name).write_bytes(b"x")
     (tmp_path / "sub.jpg").mkdir()
-    assert [p.name for p in list_images(tmp_path)] == ["a.jpeg", "b.JPG", "c.PNG", "d.webp", "e.Bmp"]
+    # every type seg.imageio.load_image reads (GIF included), in any case; no folders, no other files
+    assert [p.name for p in list_images(tmp_path)] == ["a.jpeg", "b.JPG", "c.PNG", "d.webp", "e.Bmp", "f.gif"]
     with pytest.raises(DataError, match="missing"):
         list_images(tmp_path / "missing")
 
