@@ -278,6 +278,7 @@ def test_synth_pool_holds_the_streams_frames_and_augments_afresh(fake_synth):
         SynthPool(0, processes=1)
 
 
+@pytest.mark.slow
 def test_synth_pool_renders_the_same_in_spawned_processes():
     one = SynthPool(3, size=(48, 32), seed=5, processes=1)
     two = SynthPool(3, size=(48, 32), seed=5, processes=2)

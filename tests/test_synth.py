@@ -1,4 +1,4 @@
-"""Tests for the procedural street world (seg.synth): tiny frames, CPU, a few seconds in all."""
+"""Tests for the procedural street world (seg.synth): small frames on the CPU, the world pinned (PINNED)."""
 import hashlib
 import json
 import subprocess
@@ -215,6 +215,7 @@ def wide_counts():
     return frames
 
 
+@pytest.mark.slow
 def test_world_covers_at_least_32_vistas_classes(wide_counts):
     present = {VISTAS.readable[i] for i in np.flatnonzero(wide_counts)}
     assert len(present) >= 32, sorted(present)
