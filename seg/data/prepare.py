@@ -46,6 +46,8 @@ class Job:
 
 @dataclass
 class Report:
+    """What a run did: frames written and already done, problems and notes."""
+
     done: int = 0
     skipped: int = 0
     problems: list[str] = field(default_factory=list)  # one line each, naming the file
@@ -195,6 +197,7 @@ def _tally(results, report: Report, bar) -> None:
 
 
 def get_args_parser() -> argparse.ArgumentParser:
+    """The `python -m seg.prepare` flags."""
     p = argparse.ArgumentParser(prog="python -m seg.prepare", description=__doc__.split("\n")[0])
     p.add_argument("--src", required=True, type=Path, help="Vistas root (config.json, training/, validation/, ...)")
     p.add_argument("--dst", required=True, type=Path, help="output root, outside --src; resumes if present")
@@ -209,6 +212,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """`python -m seg.prepare`: returns the exit code (1 when any input had a problem; 2 for bad flags)."""
     parser = get_args_parser()
     args = parser.parse_args(argv)
     src, dst = args.src.resolve(), args.dst.resolve()

@@ -92,6 +92,7 @@ def textures() -> dict:
 
 
 def wrap(a: np.ndarray) -> np.ndarray:
+    """Integer texture coordinates of `a`, wrapped into 0..TEX-1."""
     return np.bitwise_and(a.astype(np.int32), TEX - 1)
 
 

@@ -50,6 +50,8 @@ SKIN = [(230, 190, 160), (200, 150, 115), (150, 100, 70), (95, 65, 45), (240, 20
 
 @dataclass(frozen=True)
 class Cam:
+    """Pinhole camera over the road, fixed for a frame."""
+
     f: float  # focal length, px
     cx: float
     yh: float  # horizon row, px
@@ -61,6 +63,8 @@ class Cam:
 
 @dataclass
 class Side:
+    """One side of the road's cross-section (left = sides[0], right = sides[1])."""
+
     curb: float  # widths in metres; 0 = absent
     verge: float
     walk: float
@@ -73,6 +77,8 @@ class Side:
 
 @dataclass
 class Line:
+    """A lane line along the road at lateral position u, half-width hw, metres."""
+
     u: float
     hw: float
     dash: float  # 0 = solid
@@ -83,6 +89,8 @@ class Line:
 
 @dataclass
 class Scene:
+    """Everything random about one frame, and the queue of its objects (`items`)."""
+
     cam: Cam
     H: int
     min_px: float
@@ -266,6 +274,7 @@ def building(cv: Canvas, b: dict, za: float, zb: float) -> None:
 
 
 def tree(cv: Canvas, t: dict) -> None:
+    """Trunk and a crown of overlapping ragged blobs."""
     u, z, rng = t["u"], t["z"], t["rng"]
     hc, r = t["crown_y"], t["r"]
     cv.zquad(u - t["trunk"] / 2, u + t["trunk"] / 2, 0, hc, z, t["bark"], C["veg"], M["bark"], 0.9)
@@ -288,6 +297,7 @@ def hedge(cv: Canvas, hg: dict, za: float, zb: float) -> None:
 
 
 def fence(cv: Canvas, fc: dict, za: float, zb: float) -> None:
+    """Segment [za, zb] of a fence along the road, with a darker top rail."""
     u, hf = fc["u"], fc["h"]
     cv.uquad(u, 0, hf, za, zb, fc["color"], C["fence"], fc["mat"], fc["light"])
     cv.uquad(u, hf * 0.82, hf * 0.9, za, zb, fc["color"], C["fence"], M["fine"], fc["light"] * 0.7)
@@ -301,6 +311,7 @@ def pole(cv: Canvas, u, z, top, w, rgb, light=1.0):
 
 
 def street_light(cv: Canvas, sl: dict) -> None:
+    """A pole with a lamp on an arm over the road, or a lantern on top."""
     u, z, s = sl["u"], sl["z"], sl["side"]
     pole(cv, u, z, sl["h"], sl["w"], sl["color"])
     if sl["arm"]:
@@ -317,6 +328,7 @@ def street_light(cv: Canvas, sl: dict) -> None:
 
 
 def traffic_light(cv: Canvas, tl: dict) -> None:
+    """A signal head on its own pole or hung from an arm over the road, one lamp lit."""
     u, z, y = tl["u"], tl["z"], tl["y"]
     if tl["arm"]:
         pole(cv, tl["pole_u"], z, y + 1.3, 0.22, tl["pole_rgb"])

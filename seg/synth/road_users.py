@@ -10,6 +10,7 @@ from seg.synth.objects import C, M, Canvas
 
 
 def person(cv: Canvas, pr: dict) -> None:
+    """A pedestrian facing the camera: legs and shoes, torso, arms, neck, head and hair, maybe a bag."""
     u, z, hgt, rng = pr["u"], pr["z"], pr["h"], pr["rng"]
     cv.blob(u, 0.0, z, 0.35, 0.12, (20, 20, 22), None, 0, rng, 10)  # contact shadow, image only
     sw = pr["stride"]

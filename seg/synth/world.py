@@ -208,6 +208,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def get_args_parser() -> argparse.ArgumentParser:
+    """The `python -m seg.synth` flags."""
     p = _Parser(prog="python -m seg.synth", description=__doc__.split("\n")[0])
     p.add_argument("--out", help="output folder (Vistas layout); required unless --preview")
     p.add_argument("--train", type=int_arg(0), required=True, help="number of training frames (0: no folder)")
@@ -228,6 +229,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m seg.synth`: returns the exit code (1 when writing failed; 2 for bad flags)."""
     parser = get_args_parser()
     args = parser.parse_args(argv)
     if args.out is None and args.preview is None:
