@@ -6,7 +6,6 @@ import os
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from seg import synth
