@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 from torchvision import tv_tensors
 
-from seg.data import synthetic
+import seg.data
+from seg.data import synthetic, vistas
 from seg.model import MEAN as IMAGENET_MEAN, STD as IMAGENET_STD
 from seg.classes import IGNORE_INDEX, VISTAS
 from seg.data import DataError, SynthPool, SynthStream, VistasDataset, check_split, get_transform, list_images
@@ -277,6 +278,7 @@ def test_synth_pool_holds_the_streams_frames_and_augments_afresh(fake_synth):
         SynthPool(0, processes=1)
 
 
+@pytest.mark.slow
 def test_synth_pool_renders_the_same_in_spawned_processes():
     one = SynthPool(3, size=(48, 32), seed=5, processes=1)
     two = SynthPool(3, size=(48, 32), seed=5, processes=2)
@@ -292,3 +294,9 @@ def test_list_images_any_case(tmp_path):
     assert [p.name for p in list_images(tmp_path)] == ["a.jpeg", "b.JPG", "c.PNG", "d.webp", "e.Bmp", "f.gif", "g.TIFF"]
     with pytest.raises(DataError, match="missing"):
         list_images(tmp_path / "missing")
+
+
+def test_package_names_resolve_to_their_modules():
+    assert seg.data.VistasDataset is vistas.VistasDataset and set(seg.data.__all__) <= set(dir(seg.data))
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        seg.data.nope

@@ -185,3 +185,12 @@ def test_dst_inside_src_rejected(raw, dst, capsys):
         prep.main(["--src", str(raw), "--dst", str(raw / dst)])
     assert e.value.code == 2 and "inside --src" in capsys.readouterr().err
     assert not (raw / "sub").exists()
+
+
+def test_prepare_does_not_import_torch():
+    """seg.prepare and its worker processes resize with Pillow; loading torch would only cost them seconds."""
+    code = ("import sys, seg.prepare, seg.data.prepare; "
+            "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision')); "
+            "assert not loaded, loaded")
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr

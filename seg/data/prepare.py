@@ -1,11 +1,13 @@
 """Downsize a Vistas-layout dataset: `python -m seg.prepare --src RAW --dst OUT [--size 512x384] [--workers K]`.
 
-Keeps the layout (`config.json`, `{training,validation,testing}/images/*.jpg`, `.../labels/*.png`).
-Images are resized antialiased (Lanczos) and saved as JPEG quality 95; labels are resized NEAREST in
-their own P (or L) mode, so the palette and every pixel value (class id) survive untouched; they are
-never converted to RGB. Every output is written under a temporary name and renamed into place, so an
-existing output is always complete and a rerun skips it (resumable). Bad inputs are reported by name at
-the end and make the exit code 1; everything else is still processed.
+Reads a Vistas root (`config.json`, `{training,validation,testing}/images/*.{jpg,jpeg,png}`, labels in each
+split's `labels/`, else `v1.2/labels/` as the v1.2 download has them, or `--labels-dir`) and writes the same
+layout: `config.json`, `SPLIT/images/*.jpg`, `SPLIT/labels/*.png`. Images are resized antialiased (Lanczos)
+and saved as JPEG quality 95; labels are resized NEAREST in their own P (or L) mode, so the palette and every
+pixel value (class id) survive untouched; they are never converted to RGB. Every output is written under a
+temporary name and renamed into place, so an existing output is always complete and a rerun skips it
+(resumable). Bad inputs are reported by name at the end and make the exit code 1; everything else is still
+processed.
 """
 from __future__ import annotations
 
@@ -44,6 +46,8 @@ class Job:
 
 @dataclass
 class Report:
+    """What a run did: frames written and already done, problems and notes."""
+
     done: int = 0
     skipped: int = 0
     problems: list[str] = field(default_factory=list)  # one line each, naming the file
@@ -193,6 +197,7 @@ def _tally(results, report: Report, bar) -> None:
 
 
 def get_args_parser() -> argparse.ArgumentParser:
+    """The `python -m seg.prepare` flags."""
     p = argparse.ArgumentParser(prog="python -m seg.prepare", description=__doc__.split("\n")[0])
     p.add_argument("--src", required=True, type=Path, help="Vistas root (config.json, training/, validation/, ...)")
     p.add_argument("--dst", required=True, type=Path, help="output root, outside --src; resumes if present")
@@ -207,6 +212,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """`python -m seg.prepare`: returns the exit code (1 when any input had a problem; 2 for bad flags)."""
     parser = get_args_parser()
     args = parser.parse_args(argv)
     src, dst = args.src.resolve(), args.dst.resolve()

@@ -54,6 +54,7 @@ def class_stats(root: str | Path, split: str = "validation", limit: int | None =
 
 
 def get_args_parser() -> argparse.ArgumentParser:
+    """The `python -m seg.datastats` arguments."""
     p = argparse.ArgumentParser(description="Per-class pixel shares of a Vistas-layout split.")
     p.add_argument("data", help="dataset folder (Vistas layout: SPLIT/images, SPLIT/labels, config.json)")
     p.add_argument("--split", default="validation", help="split folder (default validation)")
@@ -63,6 +64,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m seg.datastats`: prints the table or JSON; returns the exit code (1 on a bad split)."""
     args = get_args_parser().parse_args(argv)
     try:
         stats = class_stats(args.data, args.split, args.limit)

@@ -1,11 +1,11 @@
 """The procedural world as torch datasets: an endless per-worker stream and a pre-rendered pool."""
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from seg import synth
@@ -38,8 +38,6 @@ class SynthPool(Dataset):
 
     def __init__(self, n: int, size: tuple[int, int] = (512, 384), seed: int = 0, transforms=None,
                  processes: int | None = None, split: str = "training"):
-        import multiprocessing as mp
-
         if n < 1:
             raise ValueError(f"a synthetic pool needs at least 1 frame, got {n}")
         self.size, self.seed, self.transforms = tuple(size), int(seed), transforms

@@ -1,9 +1,14 @@
-"""Scene sampling and object drawing for the procedural street world (`seg.synth`).
+"""What every part of the street world (`seg.synth`) shares, and its basic painters.
+
+Class ids `C` (Vistas v1.2) and material ids `M`; the frame's description (`Cam`, `Side`, `Line`, `Scene`,
+filled by `seg.synth.scene.sample_scene`); the `Canvas`, which draws every polygon into the image, label and
+material maps at once with the same vertices; the colour draws `pick`, `gray` and `vary`; painters of
+buildings, trees, hedges, fences, poles, street and traffic lights and the skyline; and `add`/`add_along`,
+which queue a painter in `Scene.items` as (depth key, draw(canvas)) pairs drawn far-to-near.
 
 World coordinates: u metres across the road (0 = road centre line, + = right), y metres up, z metres
 ahead along the road. The road centre line bends as x = yaw*z + curv*z^2, so every object placed at (u, z)
-follows the curve. `sample_scene` returns a Scene whose `items` are (depth key, draw(canvas)) pairs drawn
-far-to-near; every polygon goes to image, label and material maps at once.
+follows the curve.
 """
 from __future__ import annotations
 
@@ -45,6 +50,8 @@ SKIN = [(230, 190, 160), (200, 150, 115), (150, 100, 70), (95, 65, 45), (240, 20
 
 @dataclass(frozen=True)
 class Cam:
+    """Pinhole camera over the road, fixed for a frame."""
+
     f: float  # focal length, px
     cx: float
     yh: float  # horizon row, px
@@ -56,6 +63,8 @@ class Cam:
 
 @dataclass
 class Side:
+    """One side of the road's cross-section (left = sides[0], right = sides[1])."""
+
     curb: float  # widths in metres; 0 = absent
     verge: float
     walk: float
@@ -68,6 +77,8 @@ class Side:
 
 @dataclass
 class Line:
+    """A lane line along the road at lateral position u, half-width hw, metres."""
+
     u: float
     hw: float
     dash: float  # 0 = solid
@@ -78,6 +89,8 @@ class Line:
 
 @dataclass
 class Scene:
+    """Everything random about one frame, and the queue of its objects (`items`)."""
+
     cam: Cam
     H: int
     min_px: float
@@ -86,7 +99,7 @@ class Scene:
     lines: list
     cross: tuple | None
     items: list = field(default_factory=list)
-    # appearance, filled by _appearance
+    # appearance, filled by seg.synth.scene
     ground_lut: tuple = ()
     grain_amp: float = 0.2
     tile: float = 0.5
@@ -110,7 +123,7 @@ class Scene:
     tone_lut: list = ()
     face_light: dict = field(default_factory=dict)
     weather: str = "sun"
-    style: object = None  # seg.synth_style.Style the appearance was drawn from
+    style: object = None  # seg.synth.style.Style the appearance was drawn from
     looks: dict = field(default_factory=dict)  # base appearance choices, for tests of the held-out style
     cross_kind: str = "zebra"  # "zebra" (stripes on a plain crossing) or "plain" (two boundary lines)
     cross_paint: np.ndarray = None  # RGB of a plain crossing's surface, or None for the road's own
@@ -123,7 +136,7 @@ class Scene:
     wet: float = 0.0  # 0 dry .. 1 wet road: darker, mirrors the sky
     water_side: int = 0  # -1/+1: a lake beyond the verge on that side
     grain: str = "asphalt"
-    # camera, applied after painting (seg.synth_camera)
+    # camera, applied after painting (seg.synth.camera)
     roll: float = 0.0  # degrees
     distort: float = 0.0  # radial k1 (> 0 barrel)
     motion: tuple = (0, 0.0)  # (length px at 384 rows, angle rad)
@@ -180,19 +193,21 @@ class Canvas:
         self.poly(list(zip(xs.tolist(), ys.tolist())), rgb, cls, mat, z, light)
 
 
-def _pick(rng, seq):
+def pick(rng, seq):
+    """One item of `seq`, drawn uniformly."""
     # One uniform draw whatever len(seq) is (rng.integers may draw more for some bounds), so the two styles,
     # whose palettes differ in length, consume the stream alike and lay out the same scene for a seed.
     return seq[min(int(rng.random() * len(seq)), len(seq) - 1)]
 
 
-def _gray(rng, rgb, amount=25):
+def gray(rng, rgb, amount=25):
     """rgb brightened or darkened as a whole: neutral greys stay neutral."""
     d = rng.normal(0, amount)
     return tuple(int(min(255.0, max(0.0, c + d))) for c in rgb)
 
 
-def _vary(rng, rgb, amount=18):
+def vary(rng, rgb, amount=18):
+    """rgb with each channel moved by its own normal draw (std `amount`), clipped to 0..255 ints."""
     d = rng.normal(0, amount, 3).tolist()
     return tuple(int(min(255.0, max(0.0, c + e))) for c, e in zip(rgb, d))
 
@@ -259,6 +274,7 @@ def building(cv: Canvas, b: dict, za: float, zb: float) -> None:
 
 
 def tree(cv: Canvas, t: dict) -> None:
+    """Trunk and a crown of overlapping ragged blobs."""
     u, z, rng = t["u"], t["z"], t["rng"]
     hc, r = t["crown_y"], t["r"]
     cv.zquad(u - t["trunk"] / 2, u + t["trunk"] / 2, 0, hc, z, t["bark"], C["veg"], M["bark"], 0.9)
@@ -281,6 +297,7 @@ def hedge(cv: Canvas, hg: dict, za: float, zb: float) -> None:
 
 
 def fence(cv: Canvas, fc: dict, za: float, zb: float) -> None:
+    """Segment [za, zb] of a fence along the road, with a darker top rail."""
     u, hf = fc["u"], fc["h"]
     cv.uquad(u, 0, hf, za, zb, fc["color"], C["fence"], fc["mat"], fc["light"])
     cv.uquad(u, hf * 0.82, hf * 0.9, za, zb, fc["color"], C["fence"], M["fine"], fc["light"] * 0.7)
@@ -294,6 +311,7 @@ def pole(cv: Canvas, u, z, top, w, rgb, light=1.0):
 
 
 def street_light(cv: Canvas, sl: dict) -> None:
+    """A pole with a lamp on an arm over the road, or a lantern on top."""
     u, z, s = sl["u"], sl["z"], sl["side"]
     pole(cv, u, z, sl["h"], sl["w"], sl["color"])
     if sl["arm"]:
@@ -310,6 +328,7 @@ def street_light(cv: Canvas, sl: dict) -> None:
 
 
 def traffic_light(cv: Canvas, tl: dict) -> None:
+    """A signal head on its own pole or hung from an arm over the road, one lamp lit."""
     u, z, y = tl["u"], tl["z"], tl["y"]
     if tl["arm"]:
         pole(cv, tl["pole_u"], z, y + 1.3, 0.22, tl["pole_rgb"])
@@ -343,6 +362,7 @@ def skyline(cv: Canvas, bd: dict) -> None:
 
 
 def add(sc: Scene, key: float, fn, *args) -> None:
+    """Queue `fn(canvas, *args)` in sc.items under depth `key` (metres; larger keys are drawn first)."""
     sc.items.append((key, lambda cv: fn(cv, *args)))
 
 

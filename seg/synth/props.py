@@ -1,6 +1,6 @@
 """Street furniture, barriers, signs, billboards and backdrops of the street world (`seg.synth`).
 
-Painters in the style of `seg.synth_objects`: each takes the Canvas and a dict of sampled parameters and
+Painters in the style of `seg.synth.objects`: each takes the Canvas and a dict of sampled parameters and
 draws polygons into image, label and material maps at once; world coordinates u (across), y (up), z (ahead).
 """
 from __future__ import annotations
@@ -114,6 +114,7 @@ def billboard(cv: Canvas, bb: dict) -> None:
 
 
 def bench(cv: Canvas, b: dict) -> None:
+    """Legs, seat and backrest of a bench facing the road."""
     u, z, col = b["u"], b["z"], b["color"]
     for du in (-0.75, 0.7):
         cv.zquad(u + du, u + du + 0.06, 0, 0.45, z, (50, 50, 52), C["bench"], M["fine"])
@@ -122,12 +123,14 @@ def bench(cv: Canvas, b: dict) -> None:
 
 
 def trash_can(cv: Canvas, t: dict) -> None:
+    """A bin with its lid."""
     u, z = t["u"], t["z"]
     cv.zquad(u - 0.28, u + 0.28, 0, 0.95, z, t["color"], C["trash"], M["fine"], 0.95)
     cv.zquad(u - 0.31, u + 0.31, 0.9, 1.02, z - 0.01, t["lid"], C["trash"], M["fine"], 1.1)
 
 
 def hydrant(cv: Canvas, hd: dict) -> None:
+    """Body, outlets and cap of a fire hydrant."""
     u, z, col = hd["u"], hd["z"], hd["color"]
     cv.zquad(u - 0.12, u + 0.12, 0, 0.6, z, col, C["hydrant"], M["fine"])
     cv.zquad(u - 0.2, u + 0.2, 0.35, 0.45, z - 0.01, col, C["hydrant"], M["fine"], 0.85)
@@ -135,6 +138,7 @@ def hydrant(cv: Canvas, hd: dict) -> None:
 
 
 def junction_box(cv: Canvas, jb: dict) -> None:
+    """A utility cabinet with a lighter top edge."""
     u, z = jb["u"], jb["z"]
     cv.zquad(u - jb["w"] / 2, u + jb["w"] / 2, 0, jb["h"], z, jb["color"], C["junction_box"], M["fine"], 0.95)
     cv.zquad(u - jb["w"] / 2, u + jb["w"] / 2, jb["h"] - 0.06, jb["h"], z - 0.01, jb["color"], C["junction_box"],

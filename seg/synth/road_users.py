@@ -1,5 +1,5 @@
 """Road users of the street world (`seg.synth`): people, cars, trucks and buses, bicycles and motorcycles
-with or without their riders. Painters in the style of `seg.synth_objects`."""
+with or without their riders. Painters in the style of `seg.synth.objects`."""
 from __future__ import annotations
 
 import math
@@ -10,6 +10,7 @@ from seg.synth.objects import C, M, Canvas
 
 
 def person(cv: Canvas, pr: dict) -> None:
+    """A pedestrian facing the camera: legs and shoes, torso, arms, neck, head and hair, maybe a bag."""
     u, z, hgt, rng = pr["u"], pr["z"], pr["h"], pr["rng"]
     cv.blob(u, 0.0, z, 0.35, 0.12, (20, 20, 22), None, 0, rng, 10)  # contact shadow, image only
     sw = pr["stride"]
@@ -35,48 +36,61 @@ def person(cv: Canvas, pr: dict) -> None:
 
 def vehicle(cv: Canvas, v: dict) -> None:
     """Car, truck or bus as a box: visible side, roof, then the near face (rear or front) with details."""
-    u, z0, L, w, hgt, col, kind = v["u"], v["z"], v["len"], v["w"], v["h"], v["color"], v["kind"]
-    cls, sc, front = C[kind], cv.sc, v["front"]
-    z1 = z0 + L
+    u, z0, w, sc = v["u"], v["z"], v["w"], cv.sc
+    z1 = z0 + v["len"]
     xw = u + sc.cam.yaw * z0 + sc.cam.curv * z0 * z0 - sc.cam.x0
     us = u - w / 2 if xw > 0 else u + w / 2  # the side facing the camera
-    sl, rl = sc.face_light[int(np.sign(-xw)) or 1] * 0.85, sc.face_light[0]
-    glass = v["glass"]
+    side_light, near_light = sc.face_light[int(np.sign(-xw)) or 1] * 0.85, sc.face_light[0]
     p = cv.p
     cv.poly([p(u - w / 2 - 0.15, 0, z0 - 0.15), p(u + w / 2 + 0.15, 0, z0 - 0.15), p(u + w / 2 + 0.15, 0, z1),
              p(u - w / 2 - 0.15, 0, z1)], (18, 18, 20), None, 0, z0)  # contact shadow
-    if kind == "car":
-        belt, cab0, cab1 = 0.55 * hgt, (0.28 if front else 0.2) * L, (0.8 if front else 0.72) * L
-        cv.uquad(us, 0.18, belt + 0.05, z0, z1, col, cls, M["fine"], sl)
-        cv.poly([p(us, belt, z0 + cab0 - 0.6), p(us, belt, z0 + cab1 + 0.3), p(us, hgt, z0 + cab1 - 0.2),
-                 p(us, hgt, z0 + cab0)], col, cls, M["fine"], z0, sl)
-        cv.poly([p(us, belt + 0.06, z0 + cab0 - 0.35), p(us, belt + 0.06, z0 + cab1 + 0.1),
-                 p(us, hgt - 0.07, z0 + cab1 - 0.25), p(us, hgt - 0.07, z0 + cab0 + 0.1)], glass, cls, M["fine"], z0)
-        for zc in (z0 + 0.18 * L, z0 + 0.8 * L):  # wheels
-            pts = [p(us, 0.32 + 0.32 * math.sin(t), zc + 0.32 * math.cos(t)) for t in np.linspace(0, 6.28, 10)]
-            cv.poly(pts, (22, 22, 24), cls, M["fine"], z0)
-        if sc.cam.h > hgt:
-            cv.poly([p(u - w / 2 + 0.15, hgt, z0 + cab0), p(u + w / 2 - 0.15, hgt, z0 + cab0),
-                     p(u + w / 2 - 0.15, hgt, z0 + cab1 - 0.2), p(u - w / 2 + 0.15, hgt, z0 + cab1 - 0.2)],
-                    col, cls, M["fine"], z0, 1.15)
-        for uu in (u - w / 2 + 0.05, u + w / 2 - 0.3):
-            cv.zquad(uu, uu + 0.25, 0, 0.3, z0 + 0.3, (20, 20, 22), cls, M["fine"])
-        cv.zquad(u - w / 2, u + w / 2, 0.2, belt + 0.05, z0, col, cls, M["fine"], rl)
-        cv.zquad(u - w / 2, u + w / 2, 0.2, 0.42, z0, v["bumper"], cls, M["fine"], rl)
-        cv.poly([p(u - w / 2 + 0.05, belt, z0 + 0.3), p(u + w / 2 - 0.05, belt, z0 + 0.3),
-                 p(u + w / 2 - 0.22, hgt, z0 + 0.6), p(u - w / 2 + 0.22, hgt, z0 + 0.6)], col, cls, M["fine"],
-                z0, rl)
-        cv.poly([p(u - w / 2 + 0.14, belt + 0.05, z0 + 0.32), p(u + w / 2 - 0.14, belt + 0.05, z0 + 0.32),
-                 p(u + w / 2 - 0.27, hgt - 0.08, z0 + 0.58), p(u - w / 2 + 0.27, hgt - 0.08, z0 + 0.58)],
-                glass, cls, M["fine"], z0)
-        lamp = (235, 230, 210) if front else (190, 25, 20)
-        for uu in (u - w / 2 + 0.04, u + w / 2 - 0.34):
-            cv.zquad(uu, uu + 0.3, belt - 0.18, belt - 0.02, z0 - 0.01, lamp, cls, M["flat"])
-        cv.zquad(u - 0.26, u + 0.26, 0.3, 0.42, z0 - 0.01, v["plate"], cls, M["flat"])
-        if front:
-            cv.zquad(u - 0.45, u + 0.45, belt - 0.2, belt - 0.05, z0 - 0.01, (30, 30, 32), cls, M["fine"])
-        return
-    # truck and bus: a tall box (a truck has its cab in front)
+    if v["kind"] == "car":
+        _car(cv, v, us, side_light, near_light)
+    else:
+        _truck_or_bus(cv, v, us, side_light, near_light)
+
+
+def _car(cv: Canvas, v: dict, us: float, sl: float, rl: float) -> None:
+    """A car's side at u = us (light sl) with cabin, windows and wheels, its roof, and its near face (light rl)."""
+    u, z0, L, w, hgt, col, front = v["u"], v["z"], v["len"], v["w"], v["h"], v["color"], v["front"]
+    cls, glass, p = C["car"], v["glass"], cv.p
+    z1 = z0 + L
+    belt, cab0, cab1 = 0.55 * hgt, (0.28 if front else 0.2) * L, (0.8 if front else 0.72) * L
+    cv.uquad(us, 0.18, belt + 0.05, z0, z1, col, cls, M["fine"], sl)
+    cv.poly([p(us, belt, z0 + cab0 - 0.6), p(us, belt, z0 + cab1 + 0.3), p(us, hgt, z0 + cab1 - 0.2),
+             p(us, hgt, z0 + cab0)], col, cls, M["fine"], z0, sl)
+    cv.poly([p(us, belt + 0.06, z0 + cab0 - 0.35), p(us, belt + 0.06, z0 + cab1 + 0.1),
+             p(us, hgt - 0.07, z0 + cab1 - 0.25), p(us, hgt - 0.07, z0 + cab0 + 0.1)], glass, cls, M["fine"], z0)
+    for zc in (z0 + 0.18 * L, z0 + 0.8 * L):  # wheels
+        pts = [p(us, 0.32 + 0.32 * math.sin(t), zc + 0.32 * math.cos(t)) for t in np.linspace(0, 6.28, 10)]
+        cv.poly(pts, (22, 22, 24), cls, M["fine"], z0)
+    if cv.sc.cam.h > hgt:
+        cv.poly([p(u - w / 2 + 0.15, hgt, z0 + cab0), p(u + w / 2 - 0.15, hgt, z0 + cab0),
+                 p(u + w / 2 - 0.15, hgt, z0 + cab1 - 0.2), p(u - w / 2 + 0.15, hgt, z0 + cab1 - 0.2)],
+                col, cls, M["fine"], z0, 1.15)
+    for uu in (u - w / 2 + 0.05, u + w / 2 - 0.3):
+        cv.zquad(uu, uu + 0.25, 0, 0.3, z0 + 0.3, (20, 20, 22), cls, M["fine"])
+    cv.zquad(u - w / 2, u + w / 2, 0.2, belt + 0.05, z0, col, cls, M["fine"], rl)
+    cv.zquad(u - w / 2, u + w / 2, 0.2, 0.42, z0, v["bumper"], cls, M["fine"], rl)
+    cv.poly([p(u - w / 2 + 0.05, belt, z0 + 0.3), p(u + w / 2 - 0.05, belt, z0 + 0.3),
+             p(u + w / 2 - 0.22, hgt, z0 + 0.6), p(u - w / 2 + 0.22, hgt, z0 + 0.6)], col, cls, M["fine"],
+            z0, rl)
+    cv.poly([p(u - w / 2 + 0.14, belt + 0.05, z0 + 0.32), p(u + w / 2 - 0.14, belt + 0.05, z0 + 0.32),
+             p(u + w / 2 - 0.27, hgt - 0.08, z0 + 0.58), p(u - w / 2 + 0.27, hgt - 0.08, z0 + 0.58)],
+            glass, cls, M["fine"], z0)
+    lamp = (235, 230, 210) if front else (190, 25, 20)
+    for uu in (u - w / 2 + 0.04, u + w / 2 - 0.34):
+        cv.zquad(uu, uu + 0.3, belt - 0.18, belt - 0.02, z0 - 0.01, lamp, cls, M["flat"])
+    cv.zquad(u - 0.26, u + 0.26, 0.3, 0.42, z0 - 0.01, v["plate"], cls, M["flat"])
+    if front:
+        cv.zquad(u - 0.45, u + 0.45, belt - 0.2, belt - 0.05, z0 - 0.01, (30, 30, 32), cls, M["fine"])
+
+
+def _truck_or_bus(cv: Canvas, v: dict, us: float, sl: float, rl: float) -> None:
+    """A tall box (a truck has its cab in front): side at u = us (light sl), near face (light rl)."""
+    u, z0, w, hgt, col, kind, front = v["u"], v["z"], v["w"], v["h"], v["color"], v["kind"], v["front"]
+    cls, glass, p = C[kind], v["glass"], cv.p
+    z1 = z0 + v["len"]
     base = 0.35
     cv.uquad(us, base, hgt, z0, z1, col, cls, M["fine"], sl)
     if kind == "bus":

@@ -1,7 +1,7 @@
 """Random layout and appearance of one street-world frame (`seg.synth`): camera, road cross-section
 (lanes, bike and parking lanes, kerbs, verges, sidewalks), markings and crossings, ground details
 (manholes, catch basins, patches, cracks, driveways), lighting, weather and the camera's own quirks.
-Objects are queued by `seg.synth_populate`."""
+Objects are queued by `seg.synth.populate`."""
 from __future__ import annotations
 
 import math
@@ -109,7 +109,22 @@ def _ground_details(rng, sc: Scene, area: str) -> None:
 
 
 def _appearance(rng, sc: Scene, area: str, st: Style) -> None:
+    """Weather, the ground's colours and detail, light, sky, haze and wetness, and the camera's tone curve."""
     weather = _pick_w(rng, ("sun", "overcast", "bright", "dusk"), (0.42, 0.28, 0.18, 0.12))
+    _ground_colours(rng, sc, st)
+    sc.grain_amp = rng.uniform(0.05, 0.18)
+    sc.grain = st.ground_grain
+    sc.tile = rng.uniform(0.3, 0.8)
+    _light(rng, sc, weather)
+    _sky(rng, sc, weather, st)
+    _haze_and_water(rng, sc, area, weather)
+    _tone_curve(rng, sc, weather, st)
+    sc.yellow_rgb = np.array(o.vary(rng, (215, 170, 45), 10), np.float32)
+    sc.weather = weather
+
+
+def _ground_colours(rng, sc: Scene, st: Style) -> None:
+    """sc.ground_lut: two (256, 3) tones per ground class, mixed per pixel by a patch field; a paved crossing."""
     looks = sc.looks
     lut1 = np.zeros((256, 3), np.float32)
     (tr, tg, tb), (lo, hi) = st.asphalt
@@ -117,29 +132,30 @@ def _appearance(rng, sc: Scene, area: str, st: Style) -> None:
     looks["asphalt"] = asphalt / asphalt.max()
     lut1[C["road"]] = lut1[C["cross_plain"]] = lut1[C["manhole"]] = asphalt
     lut1[C["parking"]] = asphalt * rng.uniform(0.85, 1.15)
-    looks["sidewalk"] = walk = o._pick(rng, st.sidewalks)
-    lut1[C["sidewalk"]] = o._vary(rng, walk, 10)
-    lut1[C["curb"]] = o._vary(rng, (185, 185, 180), 12)
+    looks["sidewalk"] = walk = o.pick(rng, st.sidewalks)
+    lut1[C["sidewalk"]] = o.vary(rng, walk, 10)
+    lut1[C["curb"]] = o.vary(rng, (185, 185, 180), 12)
     lut1[C["curb_cut"]] = lut1[C["sidewalk"]] * 0.9 + lut1[C["curb"]] * 0.1
-    looks["terrain"] = terr = o._pick(rng, st.terrain)
-    lut1[C["terrain"]] = o._vary(rng, terr, 10)
+    looks["terrain"] = terr = o.pick(rng, st.terrain)
+    lut1[C["terrain"]] = o.vary(rng, terr, 10)
     lut1[C["marking"]] = lut1[C["zebra"]] = np.array([225, 225, 220]) * rng.uniform(0.8, 1.05)
-    lut1[C["bike_lane"]] = (o._pick(rng, [(165, 70, 60), (80, 135, 90), (110, 100, 150)]) if rng.random() < 0.6
+    lut1[C["bike_lane"]] = (o.pick(rng, [(165, 70, 60), (80, 135, 90), (110, 100, 150)]) if rng.random() < 0.6
                             else asphalt * rng.uniform(0.9, 1.1))
     lut1[C["basin"]] = (55, 55, 58)
     lut1[C["water"]] = (90, 105, 115)
     lut2 = lut1.copy()
     lut2[C["road"]] = lut2[C["cross_plain"]] = asphalt * rng.uniform(0.75, 1.25)
     lut2[C["sidewalk"]] = lut1[C["sidewalk"]] * rng.uniform(0.8, 0.95)
-    lut2[C["terrain"]] = o._vary(rng, (120, 110, 70), 15)
+    lut2[C["terrain"]] = o.vary(rng, (120, 110, 70), 15)
     lut2[C["marking"]] = lut2[C["zebra"]] = lut1[C["marking"]] * rng.uniform(0.75, 0.95)  # worn paint
     lut2[C["manhole"]] = asphalt * 0.55
     sc.ground_lut = (lut1, lut2)
     if sc.cross is not None and sc.cross_kind == "plain" and rng.random() < 0.5:  # paved crossing
-        sc.cross_paint = np.array(o._pick(rng, [(150, 85, 70), (175, 170, 160), (120, 120, 125)]), np.float32)
-    sc.grain_amp = rng.uniform(0.05, 0.18)
-    sc.grain = st.ground_grain
-    sc.tile = rng.uniform(0.3, 0.8)
+        sc.cross_paint = np.array(o.pick(rng, [(150, 85, 70), (175, 170, 160), (120, 120, 125)]), np.float32)
+
+
+def _light(rng, sc: Scene, weather: str) -> None:
+    """Sunlit and shaded ground tints, the sun's side and how bright each facing of a surface is."""
     sun = weather == "sun"
     amb = rng.uniform(0.55, 0.7) if sun else rng.uniform(0.8, 0.95)
     direct = rng.uniform(0.35, 0.6) if sun else 0.0
@@ -150,20 +166,28 @@ def _appearance(rng, sc: Scene, area: str, st: Style) -> None:
     # face_light: 0 = faces facing the camera, -1/+1 = facades on the left/right side of the road
     lit_side = amb + direct * rng.uniform(0.6, 1.0)
     sc.face_light = {0: amb + direct * rng.uniform(0.2, 0.8), -sc.sun_side: lit_side, sc.sun_side: amb}
+
+
+def _sky(rng, sc: Scene, weather: str, st: Style) -> None:
+    """Horizon and zenith colours, clouds (colour, threshold, opacity, offset), all tinted by the style."""
     if weather == "sun":
-        hz, zen = o._vary(rng, (200, 215, 230), 8), o._vary(rng, (70, 120, 195), 15)
+        hz, zen = o.vary(rng, (200, 215, 230), 8), o.vary(rng, (70, 120, 195), 15)
         cloud, thr, alpha = (245, 245, 248), rng.uniform(-0.5, 1.5), rng.uniform(0.5, 1.0)
     elif weather in ("overcast", "bright"):  # "bright": the washed-out white sky of most dashcam frames
         g = rng.uniform(170, 225) if weather == "overcast" else rng.uniform(228, 252)
         hz, zen = (g, g, g + 4), (g * 0.88, g * 0.9, g * 0.95)
         cloud, thr, alpha = (g * 0.8, g * 0.8, g * 0.83), rng.uniform(-0.5, 0.5), rng.uniform(0.2, 0.6)
     else:
-        hz, zen = o._vary(rng, (235, 160, 110), 15), o._vary(rng, (60, 75, 120), 10)
+        hz, zen = o.vary(rng, (235, 160, 110), 15), o.vary(rng, (60, 75, 120), 10)
         cloud, thr, alpha = (150, 110, 110), rng.uniform(0.3, 1.5), rng.uniform(0.3, 0.8)
     tint = np.array(st.sky_tint, np.float32)
     sc.sky_horizon, sc.sky_zenith = np.array(hz, np.float32) * tint, np.array(zen, np.float32) * tint
     sc.cloud_rgb, sc.cloud_thr, sc.cloud_alpha = np.array(cloud, np.float32) * tint, thr, alpha
     sc.cloud_off = (int(rng.integers(512)), int(rng.integers(512)))
+
+
+def _haze_and_water(rng, sc: Scene, area: str, weather: str) -> None:
+    """Fog distance and colour (haze also pales the sky), a wet road, a lake beside a rural road."""
     haze = rng.random() < 0.3
     sc.fog_dist = rng.uniform(40, 150) if haze else rng.uniform(300, 900)
     sc.fog_rgb = (sc.sky_horizon * (0.95 if haze else 1.0)).astype(np.float32)
@@ -171,19 +195,20 @@ def _appearance(rng, sc: Scene, area: str, st: Style) -> None:
         sc.sky_zenith = sc.sky_zenith * 0.4 + sc.sky_horizon * 0.6
     sc.wet = rng.uniform(0.4, 1.0) if weather != "sun" and rng.random() < 0.25 else 0.0
     sc.water_side = int(rng.choice([-1, 1])) if area == "rural" and rng.random() < 0.15 else 0
-    # Camera: exposure, white balance (plus the style's cast), contrast as one per-channel tone curve.
+
+
+def _tone_curve(rng, sc: Scene, weather: str, st: Style) -> None:
+    """sc.tone_lut: exposure, white balance (plus the style's cast) and contrast as one per-channel curve."""
     gain = rng.uniform(0.8, 1.25) * (0.75 if weather == "dusk" else 1.0)
     c_lo, c_hi = st.cast
-    cast_dir = np.array(o._pick(rng, [(0.0, 1.0, -0.3), (1.0, -0.6, 1.0), (-0.5, 0.2, 1.0), (1.0, 0.4, -0.8)]))
-    looks["cast"] = rng.uniform(c_lo, c_hi)
-    wb = (np.ones(3) + rng.normal(0, 0.012, 3) + looks["cast"] * cast_dir / np.abs(cast_dir).max()
+    cast_dir = np.array(o.pick(rng, [(0.0, 1.0, -0.3), (1.0, -0.6, 1.0), (-0.5, 0.2, 1.0), (1.0, 0.4, -0.8)]))
+    sc.looks["cast"] = rng.uniform(c_lo, c_hi)
+    wb = (np.ones(3) + rng.normal(0, 0.012, 3) + sc.looks["cast"] * cast_dir / np.abs(cast_dir).max()
           + (np.array([0.08, 0.0, -0.1]) if weather == "dusk" else 0))
     gamma = rng.uniform(0.8, 1.25)
     x = np.arange(256) / 255.0
     sc.tone_lut = np.concatenate([np.clip(255 * (np.clip(x * gain * wb[c], 0, 1) ** gamma), 0, 255)
                                   for c in range(3)]).astype(int).tolist()
-    sc.yellow_rgb = np.array(o._vary(rng, (215, 170, 45), 10), np.float32)
-    sc.weather = weather
 
 
 def _camera(rng, sc: Scene, on_walk: bool) -> None:
@@ -198,6 +223,6 @@ def _camera(rng, sc: Scene, on_walk: bool) -> None:
     if not on_walk and rng.random() < 0.35:  # dashcams often see the hood or the dashboard
         dash = rng.random() < 0.25
         sc.ego = dict(dash=dash, top=rng.uniform(0.06, 0.2) if not dash else rng.uniform(0.04, 0.12),
-                      bulge=rng.uniform(0.02, 0.09), color=np.array(o._pick(rng, sc.style.cars), np.float32)
-                      if not dash else np.array(o._vary(rng, (30, 30, 32), 8), np.float32),
+                      bulge=rng.uniform(0.02, 0.09), color=np.array(o.pick(rng, sc.style.cars), np.float32)
+                      if not dash else np.array(o.vary(rng, (30, 30, 32), 8), np.float32),
                       shine=rng.uniform(0.15, 0.45), tilt=rng.normal(0, 0.01))

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Style:
+    """One appearance: the palettes and textures a frame's looks are drawn from."""
+
     name: str
     facades: tuple  # base RGB of building walls (then varied by +-12)
     cars: tuple  # base RGB of car paint

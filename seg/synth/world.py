@@ -1,20 +1,23 @@
 """Procedural street world: perspective street scenes with exact Vistas v1.2 labels.
 
-`render(seed, size, style)` draws one frame in three passes. The ground (road, bike and parking lanes,
-markings, crossings, manholes, catch basins, kerbs and curb cuts, sidewalk, terrain, water) and the sky are
-computed per pixel with numpy from the ground-plane depth of each row, so markings stay exact under
-perspective and curvature. Objects (buildings with windows, balconies and shopfronts, trees, hedges, walls,
-fences, guard rails, poles, utility poles, street lights, signs front and back, sign frames, billboards,
-traffic lights, street furniture, vehicles, two-wheelers and their riders, people, hills) are then drawn
-far-to-near with PIL polygons; each polygon is drawn with the same vertices into the image, the label map and
-a material map, so the label is always the class of what was painted last (painter's order). Materials pick
-a detail texture (brick, foliage, planks...) applied afterwards. Last, the camera (`seg.synth_camera`): the
-ego car's hood or dashboard, roll and lens distortion (image and label resampled together), motion blur,
-sensor noise, vignette, tone curve, defocus and JPEG. Appearance comes from a `seg.synth_style.Style`:
-"in" for training, "out" for a held-out look that training never samples.
+This module draws one frame (`render`), writes datasets, image folders and preview grids of frames, and is the
+CLI. `render(seed, size, style)` samples the frame (`seg.synth.scene`) and draws it in three passes. The
+ground (road, bike and parking lanes, markings, crossings, manholes, catch basins, kerbs and curb cuts,
+sidewalk, terrain, water) and the sky are computed per pixel with numpy from the ground-plane depth of each
+row (`seg.synth.ground`), so markings stay exact under perspective and curvature. Objects (buildings with
+windows, balconies and shopfronts, trees, hedges, walls, fences, guard rails, poles, utility poles, street
+lights, signs front and back, sign frames, billboards, traffic lights, street furniture, vehicles,
+two-wheelers and their riders, people, hills) are then drawn far-to-near with PIL polygons; each polygon is
+drawn with the same vertices into the image, the label map and a material map, so the label is always the
+class of what was painted last (painter's order). Materials pick a detail texture (brick, foliage, planks...)
+applied afterwards. Last, the camera (`seg.synth.camera`): the ego car's hood or dashboard, roll and lens
+distortion (image and label resampled together), motion blur, sensor noise, vignette, tone curve, defocus and
+JPEG. Appearance comes from a `seg.synth.style.Style`: "in" for training, "out" for a held-out look that
+training never samples.
 All randomness comes from one numpy Generator seeded by `seed`: the same seed gives the same frame.
 
 CLI: python -m seg.synth --out DIR --train N --val M [--seed S] [--size WxH] [--workers K] [--style in|out]
+     [--images-only [--prefix P]]; or --preview FILE --train 0 --val M to draw an image | label grid.
 """
 from __future__ import annotations
 
@@ -29,14 +32,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
+from seg.classes import VISTAS
+from seg.cli import int_arg, size_arg
 from seg.synth import camera as cam_fx
 from seg.synth import objects as obj
 from seg.synth.ground import TEX, ground, sky, textures, wrap
+from seg.synth.objects import C, M
 from seg.synth.scene import sample_scene
 from seg.synth.style import get_style
-from seg.classes import VISTAS
-from seg.cli import int_arg, size_arg
-from seg.synth.objects import C, M
+from seg.viz import colorize
 
 SPLITS = ("training", "validation")
 # Classes this world paints (tests check they all show up).
@@ -57,7 +61,7 @@ def render(seed: int, size: tuple[int, int] = (512, 384), style: str = "in") -> 
     """Draw frame `seed` of the street world.
 
     Args: seed >= 0; size (W, H) in pixels, any size >= 1x1 (geometry scales with the frame); style "in"
-    (the training appearance) or "out" (held-out appearance, `seg.synth_style`).
+    (the training appearance) or "out" (held-out appearance, `seg.synth.style`).
     Returns: (PIL RGB image (W, H), np.uint8 array (H, W) of Vistas class ids). Pure: same seed, size and
     style give the same label array byte for byte.
     """
@@ -172,8 +176,6 @@ def write_preview(path, n: int, seed: int = 0, size: tuple[int, int] = (512, 384
 
     Returns the path. The grid is (ceil(n / cols) rows) x (cols pairs) of frames at `size`.
     """
-    from seg.viz import colorize  # viz is the one place for label colours
-
     path = Path(path)
     if n < 1:
         raise ValueError("a preview needs at least one frame")
@@ -200,13 +202,13 @@ def _run(jobs: list, workers: int) -> None:
             pass
 
 
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, no usage block: callers grep stderr
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def get_args_parser() -> argparse.ArgumentParser:
+    """The `python -m seg.synth` flags."""
     p = _Parser(prog="python -m seg.synth", description=__doc__.split("\n")[0])
     p.add_argument("--out", help="output folder (Vistas layout); required unless --preview")
     p.add_argument("--train", type=int_arg(0), required=True, help="number of training frames (0: no folder)")
@@ -227,6 +229,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m seg.synth`: returns the exit code (1 when writing failed; 2 for bad flags)."""
     parser = get_args_parser()
     args = parser.parse_args(argv)
     if args.out is None and args.preview is None:
