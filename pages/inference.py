@@ -8,7 +8,7 @@ from webapp import views
 from webapp import models
 from webapp import clips
 from webapp import provenance
-from seg.data import DataError, list_images
+from seg.data.vistas import DataError, list_images
 
 ctx = ui.context()
 max_mb = views.MAX_FRAME_MB

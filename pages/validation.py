@@ -9,7 +9,7 @@ from webapp import models
 from seg import classmap
 from webapp import figures
 from webapp import provenance
-from seg.data import DataError
+from seg.data.vistas import DataError
 from seg.paths import printable
 
 DEFAULT_LIMIT = 300  # frames scored by default; each frame is scored once per checkpoint and kept

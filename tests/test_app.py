@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from appstandins import make_standins, no_legacy_pages_dir, write_run
 from seg.classes import VISTAS
-from seg.data import VistasDataset
+from seg.data.vistas import VistasDataset
 from seg.device import cpu_name
 from seg.evaluate import evaluate
 from seg.infer.predictor import Predictor

@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 import hostile
 from appstandins import make_standins, no_legacy_pages_dir, write_run
 from conftest import write_vistas
-from seg.data import DataError, VistasDataset
+from seg.data.vistas import DataError, VistasDataset
 from seg.train import runlog
 from seg.paths import REPO_ROOT
 

@@ -10,7 +10,7 @@ from seg.evaluate.metrics import ConfusionMatrix
 
 
 def test_class_weights_favour_rare_classes(tiny_vistas):
-    from seg.data import VistasDataset
+    from seg.data.vistas import VistasDataset
     ds = VistasDataset(tiny_vistas, "training")
     w = class_weights(ds, 66, 65, samples=8, device="cpu")
     # road and sky cover most pixels, the car a small box: rarer class, larger weight

@@ -16,7 +16,7 @@ from conftest import write_vistas
 from seg.checkpoint import load_checkpoint, model_from_checkpoint
 from seg.classes import IGNORE_INDEX, VISTAS, ClassTable
 from seg.classmap import LANES, VOID, MapTarget, get_classmap, truth_for_model
-from seg.data import VistasDataset
+from seg.data.vistas import VistasDataset
 from seg.evaluate import evaluate
 from seg.evaluate.metrics import ConfusionMatrix
 from seg.infer.predictor import Predictor

@@ -10,11 +10,12 @@ import torch
 from PIL import Image
 from torchvision import tv_tensors
 
-import seg.data
 from seg.data import synthetic, vistas
 from seg.model import MEAN as IMAGENET_MEAN, STD as IMAGENET_STD
 from seg.classes import IGNORE_INDEX, VISTAS
-from seg.data import DataError, SynthPool, SynthStream, VistasDataset, check_split, get_transform, list_images
+from seg.data.synthetic import SynthPool, SynthStream
+from seg.data.transforms import get_transform
+from seg.data.vistas import DataError, VistasDataset, check_split, list_images
 
 W, H = 64, 48
 CAR = (0, 0, 142)
@@ -294,9 +295,3 @@ def test_list_images_any_case(tmp_path):
     assert [p.name for p in list_images(tmp_path)] == ["a.jpeg", "b.JPG", "c.PNG", "d.webp", "e.Bmp", "f.gif", "g.TIFF"]
     with pytest.raises(DataError, match="missing"):
         list_images(tmp_path / "missing")
-
-
-def test_package_names_resolve_to_their_modules():
-    assert seg.data.VistasDataset is vistas.VistasDataset and set(seg.data.__all__) <= set(dir(seg.data))
-    with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        seg.data.nope

@@ -261,7 +261,8 @@ def test_bias_fit_changes_only_the_output_bias_and_logs_the_held_out_gain(tiny_v
     assert row["bias_fit"] == 3 and row["heldout_miou_after"] > row["heldout_miou_before"]
     # what the log says was gained is what the saved offsets give on those frames
     from seg.train.calibrate import heldout_scores, miou_with_bias
-    from seg.data import VistasDataset, get_transform
+    from seg.data.transforms import get_transform
+    from seg.data.vistas import VistasDataset
     frames = VistasDataset(tiny_vistas, "validation", transforms=get_transform(False, (48, 64)))
     model = model_from_checkpoint(plain).float()
     scores, labels = heldout_scores(model, [frames[i] for i in range(3)], "cpu", every=32, seed=0)

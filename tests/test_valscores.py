@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from seg.data import VistasDataset
+from seg.data.vistas import VistasDataset
 from seg.evaluate import evaluate
 from webapp.scores import ValScores
 

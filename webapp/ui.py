@@ -251,7 +251,7 @@ def dataset(root: str, split: str, stamp: float):
 
 @st.cache_resource(max_entries=4)
 def _dataset(root: str, split: str, stamp: float, roots: tuple[str, ...]):
-    from seg.data import VistasDataset  # here: torchvision (seconds) stays off the Training page
+    from seg.data.vistas import VistasDataset  # here: torchvision (seconds) stays off the Training page
 
     return VistasDataset(root, split, roots=tuple(map(Path, roots)))
 

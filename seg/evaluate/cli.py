@@ -7,7 +7,7 @@ import sys
 
 from seg.checkpoint import CheckpointError
 from seg.classmap import list_mappings
-from seg.data import DataError
+from seg.data.vistas import DataError
 from seg.device import add_runtime_args
 from seg.evaluate.core import evaluate
 from seg.infer.predictor import Predictor

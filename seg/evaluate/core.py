@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from seg.classmap import get_classmap
-from seg.data import VistasDataset
+from seg.data.vistas import VistasDataset
 from seg.evaluate.scoring import Scorer, image_hwc
 from seg.paths import DEFAULT_DATA
 

@@ -28,7 +28,9 @@ from seg.train.calibrate import class_weights, fit_logit_bias, heldout_scores, l
 from seg.checkpoint import CheckpointError, load_checkpoint, make_checkpoint, save_checkpoint, slim
 from seg.classes import VISTAS
 from seg.classmap import list_mappings, remap_dataset
-from seg.data import DataError, SynthPool, SynthStream, VistasDataset, check_split, get_transform
+from seg.data.synthetic import SynthPool, SynthStream
+from seg.data.transforms import get_transform
+from seg.data.vistas import DataError, VistasDataset, check_split
 from seg.evaluate.metrics import ConfusionMatrix
 from seg.model import DEFAULT_ARCH, add_logit_bias, create_model, list_models, output_conv
 from seg.paths import DEFAULT_DATA, REPO_ROOT
