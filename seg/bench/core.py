@@ -28,6 +28,7 @@ are added beside the CPU figures.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -174,8 +175,8 @@ def train_figures(steps: int, preset: str = "demo", device: str = "cpu", loader:
                   pool: int = BENCH_POOL) -> dict:
     """img/s of `seg.train --preset PRESET` (subprocess, from its metrics.jsonl) and, with `loader`, of its
     data pipeline alone. The end-of-run calibration stages are switched off: they do not change img/s."""
-    from seg.train import loop as T
-    from seg.cli import parse_size
+    from seg.train import config as T
+    from seg.train.setup import get_dataset
 
     out: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -198,13 +199,9 @@ def train_figures(steps: int, preset: str = "demo", device: str = "cpu", loader:
     if not loader:
         return out
 
-    parser = T.get_args_parser()
-    args = T.resolve_args(parser.parse_args(["--preset", "demo", "--out", "unused"]), parser)
-    args.synth_pool = min(args.synth_pool, BENCH_POOL)
-    args._resume_step = 0
-    cw, ch = parse_size(args.crop or args.size)
-    sw, sh = parse_size(args.size)
-    ds = T.get_dataset(args, True, (ch, cw), (sh, sw))
+    args = T.parse_config(["--preset", "demo", "--out", "unused"])
+    args = dataclasses.replace(args, synth_pool=min(args.synth_pool, BENCH_POOL))
+    ds = get_dataset(args, True)
     endless = torch.utils.data.RandomSampler(ds, replacement=True, num_samples=1 << 30) if hasattr(ds, "__len__") else None
     loader = torch.utils.data.DataLoader(ds, batch_size=args.batch_size, sampler=endless, num_workers=args.workers)
     it = iter(loader)
