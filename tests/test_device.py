@@ -70,7 +70,7 @@ def _cli(module, *args):
 
 
 @pytest.mark.parametrize("module,args", [("seg.predict", ["x.png", "--out", "o"]), ("seg.evaluate", []),
-                                         ("seg.bench", ["--quick"])])
+                                         pytest.param("seg.bench", ["--quick"], marks=pytest.mark.slow)])
 def test_every_cli_takes_device_and_refuses_absent_cuda(module, args):
     r = _cli(module, *args, "--device", "cuda")
     assert r.returncode == 1 and "Traceback" not in r.stderr

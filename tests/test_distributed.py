@@ -69,6 +69,7 @@ def _shard_confusion(rank: int, world: int, init: str, target, pred, out):
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_distributed_confusion_matrix_equals_single_process(tmp_path):
     g = torch.Generator().manual_seed(0)
     target = torch.randint(0, 5, (7, 6, 5), generator=g)  # 7 frames: uneven split over 2 ranks
