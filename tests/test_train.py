@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from seg.checkpoint import load_checkpoint, model_from_checkpoint
+from seg.classes import VISTAS
 from seg.model import output_conv
 from seg.train import setup, trainer
-from seg.train.config import get_args_parser, resolve_args
+from seg.train.config import get_args_parser, parse_config, resolve_args
 from seg.train.engine import criterion, poly_decay, poly_lambda
 from seg.train.main import cli
 from seg.train.runlog import truncate_log
@@ -190,7 +191,7 @@ def test_bad_flags_are_rejected_as_one_line_usage_errors(tiny_vistas, tmp_path, 
 def test_good_flags_resolve_into_a_typed_config_with_one_field_per_flag(tiny_vistas, tmp_path):
     parser = get_args_parser()
     cfg = resolve_args(parser.parse_args(["--data", str(tiny_vistas), "--out", str(tmp_path), "--crop", "32x24",
-                                          "--init", "none", *FAST]), parser)
+                                          "--init", "none", "--device", "cpu", *FAST]), parser)
     dests = set(vars(parser.parse_args(["--out", "x"])))
     assert set(cfg.as_dict()) == dests  # what checkpoints keep as `args`: every flag, nothing else
     assert cfg.size_hw == (48, 64) and cfg.crop_hw == (24, 32) and cfg.scale_range == (0.5, 2.0)
@@ -374,3 +375,31 @@ def test_log_ends_with_an_end_record_that_a_resume_drops(tiny_vistas, tmp_path):
     assert run_cli(*args, "--steps", 3, "--resume") == 0
     ends = [r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "end" in r]
     assert ends == [{"step": 3, "end": "done"}]  # the first run's end record went with the resume
+
+
+class _OneConv(torch.nn.Module):
+    def __init__(self, classes: int):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, classes, 1)
+
+    def forward(self, x, full_size=True):
+        return self.conv(x)
+
+
+def test_a_step_the_grad_scaler_skips_holds_the_schedule_back(tmp_path):
+    cfg = parse_config(["--data", "synth", "--out", str(tmp_path), "--device", "cpu", "--steps", "10"])
+    torch.manual_seed(0)
+    model = _OneConv(VISTAS.num_classes)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lambda(cfg.steps))
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**127)  # scaled gradients overflow on the first step
+    parts = setup.Parts(model, model, optimizer, scheduler, scaler, torch.device("cpu"))
+    batch = (torch.randn(2, 3, 8, 8) * 1e3, torch.randint(0, 10, (2, 8, 8)))
+    t = trainer.Trainer(cfg, parts, trainer.TrainData(iter([batch] * 3), None, VISTAS))
+    before = model.conv.weight.detach().clone()
+    t.train_step()
+    assert t.step == 1 and scheduler.last_epoch == 0  # the optimizer skipped its step, and so did the schedule
+    assert torch.equal(model.conv.weight, before) and scaler.get_scale() < 2.0**127
+    parts.scaler = None
+    t.train_step()
+    assert t.step == 2 and scheduler.last_epoch == 1 and not torch.equal(model.conv.weight, before)
