@@ -38,7 +38,6 @@ def test_naive_pipeline_outputs_and_self_agreement(ckpt_path):
     np.testing.assert_array_equal(naive.labels(img), np.array(lab))  # deterministic, identical pipelines
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
 def test_pipeline_figures_relationships(ckpt_path, backend):
     if backend == "onnxruntime":

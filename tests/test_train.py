@@ -52,7 +52,6 @@ def test_three_steps_write_log_and_checkpoints(tiny_vistas, tmp_path):
     assert model(torch.zeros(1, 3, 48, 64)).shape == (1, 66, 48, 64)
 
 
-@pytest.mark.slow
 def test_resume_continues_and_keeps_each_step_once(tiny_vistas, tmp_path):
     out = tmp_path / "run"
     args = ["--data", tiny_vistas, "--out", out, "--log-every", 1, "--eval-every", 100, "--checkpoint-every", 2, *FAST]
@@ -118,7 +117,6 @@ def test_sigterm_saves_checkpoint_and_exits_cleanly(tiny_vistas, tmp_path):
     assert load_checkpoint(out / "last.pt")["step"] >= logged >= 3  # nothing logged is lost
 
 
-@pytest.mark.slow
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_vistas, tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
     real = criterion
@@ -291,7 +289,6 @@ def test_pool_smaller_than_a_batch_is_an_error_not_an_endless_loop(tmp_path, cap
     assert "--synth-pool: 2 frames" in err and "--batch-size 4" in err and "Traceback" not in err
 
 
-@pytest.mark.slow
 def test_resuming_an_adjusted_run_goes_on_from_unadjusted_weights(tiny_vistas, tmp_path):
     base = ["--data", tiny_vistas, "--log-every", 1, "--eval-every", 100, "--class-weights", "sqrt-inv", *FAST]
     for name, extra in (("plain", []), ("adj", ["--logit-adjust", "1"])):
@@ -305,7 +302,6 @@ def test_resuming_an_adjusted_run_goes_on_from_unadjusted_weights(tiny_vistas, t
     torch.testing.assert_close(torch.tensor(adj["unadjusted_bias"]), plain[changed[0]])
 
 
-@pytest.mark.slow
 def test_bias_fit_changes_only_the_output_bias_and_logs_the_held_out_gain(tiny_vistas, tmp_path):
     base = ["--data", tiny_vistas, "--steps", 2, "--log-every", 1, "--eval-every", 2, *FAST]
     assert run_cli(*base, "--out", tmp_path / "plain") == 0
