@@ -6,7 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from seg.bench.core import NaivePipeline, cpu_backends, format_table, model_flops, pipeline_figures, timed_rounds
+from seg.bench.pipeline import NaivePipeline, cpu_backends, model_flops, pipeline_figures, timed_rounds
+from seg.bench.report import add_ratios, format_table, main
 from seg.data.samples import sample_frames as frames
 from seg.device import cpu_name
 from seg.checkpoint import load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
@@ -82,4 +83,33 @@ def test_cpu_backends_and_table(ckpt_path):
     table = format_table(res)
     assert "Some CPU 9000, 2 threads" in table and "default backend: onnxruntime (fp32)" in table
     assert "torch (fp32) forward_ms" in table and "onnxruntime (fp32) forward_ms" in table
-    assert isinstance(cpu_name(), str) and cpu_name()
+
+
+def test_cpu_name_reads_the_model_name_line():
+    info = "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Gold 6230 @ 2.10GHz\n\n" \
+           "processor\t: 1\nmodel name\t: Intel(R) Xeon(R) Gold 6230 @ 2.10GHz\n"
+    assert cpu_name(info) == "Intel(R) Xeon(R) Gold 6230 @ 2.10GHz"
+    assert cpu_name("processor : 0\nModel Name : Ampere Altra: Q80-30\n") == "Ampere Altra: Q80-30"
+    without = cpu_name("processor\t: 0\nvendor_id\t: ARM\n")  # no model line: the platform's own answer
+    assert without and "processor" not in without and "ARM" not in without
+
+
+def test_ratios_divide_the_figures_they_name():
+    res = {"naive_ms": 30.0, "predict_ms": 10.0, "forward_ms": 5.0, "predict_full_ms": 12.0, "naive_ms_kitti": 8.0,
+           "predict_ms_kitti": 4.0, "forward_ms_kitti": 2.0, "predict_full_ms_kitti": 6.0, "flop_limit_ms": 2.5,
+           "train_img_s": 10.0, "loader_img_s": 40.0}
+    add_ratios(res)
+    assert (res["naive_over_predict"], res["predict_over_forward"], res["predict_full_over_predict"]) == (3.0, 2.0, 1.2)
+    assert (res["naive_over_predict_kitti"], res["predict_over_forward_kitti"]) == (2.0, 2.0)
+    assert res["predict_full_over_predict_kitti"] == 1.5 and res["predict_over_flop_limit"] == 4.0
+    assert res["loader_over_train"] == 4.0
+    res = {k: v for k, v in res.items() if "_over_" not in k and k != "loader_img_s"}
+    add_ratios(res)
+    assert "loader_over_train" not in res  # the loader was not measured: no ratio made up
+
+
+def test_device_cuda_without_cuda_is_one_error_line(ckpt_path, monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["--checkpoint", str(ckpt_path), "--device", "cuda", "--quick"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: device cuda: CUDA is not available here (use --device cpu or auto)"]

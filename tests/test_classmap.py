@@ -22,7 +22,7 @@ from seg.evaluate.metrics import ConfusionMatrix
 from seg.infer.predictor import Predictor
 from seg.model import output_conv
 from seg.paths import REPO_ROOT
-from seg.train import loop as T
+from seg.train.main import cli
 from webapp import views
 from webapp.scores import ValScores
 
@@ -98,7 +98,7 @@ def lanes_run(tmp_path_factory):
     root = write_marked(tmp_path_factory.mktemp("data") / "vistas")
     out = tmp_path_factory.mktemp("run") / "lanes"
     # class weights and the bias fit both meet the ignore id 255 of the 2-class table
-    code = T.cli([str(a) for a in ("--data", root, "--classes", "lanes", "--out", out, "--steps", 2,
+    code = cli([str(a) for a in ("--data", root, "--classes", "lanes", "--out", out, "--steps", 2,
                                    "--eval-every", 2, "--class-weights", "sqrt-inv", "--bias-fit", 2,
                                    "--bias-fit-data", root, *FAST)])
     assert code == 0
@@ -254,9 +254,9 @@ def _image_captions(at) -> list[str]:
 def test_init_from_a_66_class_model_keeps_all_but_the_class_logits(lanes_run, tmp_path, capsys):
     root, _ = lanes_run
     src_dir, dst = tmp_path / "full", tmp_path / "lanes"
-    assert T.cli([str(a) for a in ("--data", root, "--out", src_dir, "--steps", 1, "--eval-every", 1, *FAST)]) == 0
+    assert cli([str(a) for a in ("--data", root, "--out", src_dir, "--steps", 1, "--eval-every", 1, *FAST)]) == 0
     # lr 0: every parameter stays where --init put it
-    assert T.cli([str(a) for a in ("--data", root, "--classes", "lanes", "--out", dst, "--steps", 1, "--eval-every", 1,
+    assert cli([str(a) for a in ("--data", root, "--classes", "lanes", "--out", dst, "--steps", 1, "--eval-every", 1,
                                    "--lr", 0, "--init", src_dir / "model.pt", *FAST)]) == 0
     assert "66 classes -> 2" in capsys.readouterr().err
     src, got = load_checkpoint(src_dir / "model.pt"), load_checkpoint(dst / "last.pt")
@@ -266,7 +266,7 @@ def test_init_from_a_66_class_model_keeps_all_but_the_class_logits(lanes_run, tm
     for n, v in src["model"].items():
         if n not in fresh and "running_" not in n and "num_batches" not in n:  # BN statistics move in training
             assert torch.equal(got["model"][n].half(), v.half()), n
-    assert T.cli([str(a) for a in ("--data", root, "--classes", "lanes", "--out", tmp_path / "x", "--steps", 1,
+    assert cli([str(a) for a in ("--data", root, "--classes", "lanes", "--out", tmp_path / "x", "--steps", 1,
                                    *FAST[2:], "--arch", "deeplabv3_mobilenet_v3_large",
                                    "--init", src_dir / "model.pt")]) == 1
     assert "--init needs a deeplabv3_mobilenet_v3_large" in capsys.readouterr().err

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from seg import device as D
-from seg.train import loop as T
+from seg.train.config import get_args_parser, resolve_args
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -70,7 +70,7 @@ def _cli(module, *args):
 
 
 @pytest.mark.parametrize("module,args", [("seg.predict", ["x.png", "--out", "o"]), ("seg.evaluate", []),
-                                         ("seg.bench", ["--quick"])])
+                                         pytest.param("seg.bench", ["--quick"], marks=pytest.mark.slow)])
 def test_every_cli_takes_device_and_refuses_absent_cuda(module, args):
     r = _cli(module, *args, "--device", "cuda")
     assert r.returncode == 1 and "Traceback" not in r.stderr
@@ -80,8 +80,8 @@ def test_every_cli_takes_device_and_refuses_absent_cuda(module, args):
 
 
 def _resolve(*argv):
-    parser = T.get_args_parser()
-    return T.resolve_args(parser.parse_args(["--out", "unused", *argv]), parser)
+    parser = get_args_parser()
+    return resolve_args(parser.parse_args(["--out", "unused", *argv]), parser)
 
 
 def test_gpu_preset_scales_batch_and_workers(one_gpu, monkeypatch):

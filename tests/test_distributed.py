@@ -14,7 +14,7 @@ import torch.multiprocessing as mp
 
 from seg.checkpoint import load_checkpoint
 from seg.evaluate.metrics import ConfusionMatrix
-from seg.train.loop import cli
+from seg.train.main import cli
 
 REPO = Path(__file__).resolve().parent.parent
 COMMON = ["--arch", "lraspp_mobilenet_v3_large", "--size", "64x48", "--workers", "0", "--threads", "1",
@@ -61,7 +61,7 @@ def test_two_processes_write_one_log_and_match_one_process(tiny_vistas, tmp_path
 def _shard_confusion(rank: int, world: int, init: str, target, pred, out):
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
     cm = ConfusionMatrix(5, ignore_index=4)
-    for i in range(rank, len(target), world):  # the same unpadded sharding as seg.train.evaluate
+    for i in range(rank, len(target), world):  # the same unpadded sharding as seg.train.engine.evaluate
         cm.update(target[i], pred[i])
     cm.reduce_from_all_processes()
     if rank == 0:
@@ -69,6 +69,7 @@ def _shard_confusion(rank: int, world: int, init: str, target, pred, out):
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_distributed_confusion_matrix_equals_single_process(tmp_path):
     g = torch.Generator().manual_seed(0)
     target = torch.randint(0, 5, (7, 6, 5), generator=g)  # 7 frames: uneven split over 2 ranks

@@ -11,9 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from seg.train import loop as T
 from seg.checkpoint import load_checkpoint, model_from_checkpoint
+from seg.classes import VISTAS
 from seg.model import output_conv
+from seg.train import setup, trainer
+from seg.train.config import get_args_parser, parse_config, resolve_args
+from seg.train.engine import criterion, poly_decay, poly_lambda
+from seg.train.main import cli
+from seg.train.runlog import truncate_log
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = ["--arch", "lraspp_mobilenet_v3_large", "--size", "64x48", "--batch-size", "2", "--workers", "0",
@@ -26,7 +31,7 @@ def rows(run: Path):
 
 
 def run_cli(*argv) -> int:
-    return T.cli([str(a) for a in argv])
+    return cli([str(a) for a in argv])
 
 
 def test_three_steps_write_log_and_checkpoints(tiny_vistas, tmp_path):
@@ -55,7 +60,7 @@ def test_resume_continues_and_keeps_each_step_once(tiny_vistas, tmp_path):
     ck = load_checkpoint(out / "last.pt")
     assert ck["step"] == 6
     log = (out / "metrics.jsonl").read_text().splitlines()
-    assert T.cli is not None and len([l for l in log if "loss" in l]) == 6
+    assert len([l for l in log if "loss" in l]) == 6
     assert run_cli(*args, "--steps", 10, "--resume") == 0
     train, _ = rows(out)
     assert [r["step"] for r in train] == list(range(1, 11))
@@ -66,7 +71,7 @@ def test_resume_continues_and_keeps_each_step_once(tiny_vistas, tmp_path):
 def test_truncate_log_drops_lines_after_checkpoint_and_half_lines(tmp_path):
     log = tmp_path / "metrics.jsonl"
     log.write_text("".join(json.dumps({"step": s, "loss": 1.0}) + "\n" for s in range(1, 8)) + '{"step": 8, "lo')
-    T.truncate_log(log, 4)
+    truncate_log(log, 4)
     assert [json.loads(l)["step"] for l in log.read_text().splitlines()] == [1, 2, 3, 4]
 
 
@@ -114,7 +119,7 @@ def test_sigterm_saves_checkpoint_and_exits_cleanly(tiny_vistas, tmp_path):
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_vistas, tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
-    real = T.criterion
+    real = criterion
     calls = {"n": 0}
 
     def flaky(logits, target, ignore_index, weight=None):
@@ -122,7 +127,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_vistas, tmp_path, mo
         loss = real(logits, target, ignore_index, weight)
         return loss * float("nan") if calls["n"] == 5 else loss
 
-    monkeypatch.setattr(T, "criterion", flaky)
+    monkeypatch.setattr(trainer, "criterion", flaky)
     args = ["--data", tiny_vistas, "--out", out, "--steps", 8, "--log-every", 1, "--eval-every", 100,
             "--checkpoint-every", 2, *FAST]
     assert run_cli(*args) == 1
@@ -153,13 +158,61 @@ def test_label_out_of_range_is_reported_by_file(tiny_vistas, tmp_path, capsys):
     assert "f001.png" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("bad", [["--arch", "resnet9000"], ["--size", "0x5"], ["--steps", "0"], ["--amp", "--device", "cpu"],
-                                 ["--logit-adjust", "-1"], ["--synth-pool", "-2"], ["--loss-at", "half"],
-                                 ["--bias-fit", "-1"], ["--bias-fit", "4"], ["--bias-fit", "4", "--bias-fit-data", "/nonexistent"]])
-def test_bad_flags_are_rejected_without_traceback(tiny_vistas, tmp_path, bad):
-    args = [sys.executable, "-m", "seg.train", "--data", str(tiny_vistas), "--out", str(tmp_path / "r"), *FAST, *bad]
-    r = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert r.returncode != 0 and "Traceback" not in r.stderr and r.stderr.strip()
+BAD_FLAGS = [
+    (["--arch", "resnet9000"], "--arch resnet9000: unknown model; valid names: "),
+    (["--size", "0x5"], "--size: size sides must be between 1 and"),
+    (["--steps", "0"], "--steps must be at least 1"),
+    (["--amp", "--device", "cpu"], "--amp needs CUDA"),
+    (["--logit-adjust", "-1"], "--logit-adjust must be >= 0"),
+    (["--synth-pool", "-2"], "--synth-pool must be >= 0"),
+    (["--loss-at", "half"], "argument --loss-at: invalid choice: 'half'"),
+    (["--bias-fit", "-1"], "--bias-fit must be >= 0"),
+    (["--bias-fit", "4"], "--bias-fit needs --bias-fit-data DIR"),
+    (["--bias-fit", "4", "--bias-fit-data", "/nonexistent"], "--bias-fit-data /nonexistent: no such folder"),
+    (["--scale-range", "2,1"], "--scale-range must be LO,HI with 0 < LO <= HI, got '2,1'"),
+    (["--init", "/nonexistent.pt"], "--init /nonexistent.pt: no such file"),
+]
+
+
+@pytest.mark.parametrize("bad,says", BAD_FLAGS, ids=[" ".join(b) for b, _ in BAD_FLAGS])
+def test_bad_flags_are_rejected_as_one_line_usage_errors(tiny_vistas, tmp_path, capsys, bad, says):
+    parser = get_args_parser()
+    with pytest.raises(SystemExit) as e:
+        resolve_args(parser.parse_args(["--data", str(tiny_vistas), "--out", str(tmp_path / "r"), *FAST, *bad]),
+                     parser)
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("usage:") and "error: " + says in err[-1], err
+    assert not (tmp_path / "r").exists()  # rejected before anything was made
+
+
+def test_good_flags_resolve_into_a_typed_config_with_one_field_per_flag(tiny_vistas, tmp_path):
+    parser = get_args_parser()
+    cfg = resolve_args(parser.parse_args(["--data", str(tiny_vistas), "--out", str(tmp_path), "--crop", "32x24",
+                                          "--init", "none", "--device", "cpu", *FAST]), parser)
+    dests = set(vars(parser.parse_args(["--out", "x"])))
+    assert set(cfg.as_dict()) == dests  # what checkpoints keep as `args`: every flag, nothing else
+    assert cfg.size_hw == (48, 64) and cfg.crop_hw == (24, 32) and cfg.scale_range == (0.5, 2.0)
+    assert cfg.init is None and cfg.amp is False and cfg.steps == 20000  # 'none' and the defaults filled in
+    assert cfg.val_root == str(tiny_vistas)
+
+
+def test_one_poly_decay_serves_the_step_schedule_and_the_time_budget():
+    f = poly_lambda(10, warmup=2)
+    assert [f(0), f(1)] == [0.5, 1.0]  # linear warm-up
+    assert f(5) == poly_decay(0.5) == 0.5 ** 0.9 and f(10) == poly_decay(1.0) == 0.0
+    assert poly_decay(1.5) == 0.0 and poly_decay(0.0) == 1.0  # past the end stays at zero
+
+
+@pytest.mark.slow
+def test_the_command_prints_help_and_refuses_a_bad_flag_without_traceback(tiny_vistas, tmp_path):
+    help_text = subprocess.run([sys.executable, "-m", "seg.train", "--help"], cwd=REPO, capture_output=True,
+                               text=True, timeout=120)
+    assert help_text.returncode == 0 and "--bias-fit-data DIR" in help_text.stdout
+    r = subprocess.run([sys.executable, "-m", "seg.train", "--data", str(tiny_vistas), "--out", str(tmp_path / "r"),
+                        "--steps", "0"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].endswith("error: --steps must be at least 1")
 
 
 def test_resume_refuses_other_architecture(tiny_vistas, tmp_path, capsys):
@@ -187,13 +240,14 @@ def test_bad_label_met_inside_a_loader_worker_is_one_line(tiny_vistas, tmp_path,
     bad.putpalette(list(range(256)) * 3)
     for i in range(8):  # every frame bad, so the first batch meets one
         bad.save(tiny_vistas / "training" / "labels" / f"f{i:03d}.png")
-    monkeypatch.setattr(T, "check_split", lambda *a, **k: [])  # as if past the pre-checked first 200 frames
+    monkeypatch.setattr(setup, "check_split", lambda *a, **k: [])  # as if past the pre-checked first 200 frames
     args = [a if a != "0" else "1" for a in FAST]  # one DataLoader worker process
     assert run_cli("--data", tiny_vistas, "--out", tmp_path / "run", "--steps", 2, *args) == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("error:") and ".png" in err and "outside the 66-class table" in err
 
 
+@pytest.mark.slow
 def test_logit_adjust_changes_only_the_output_bias_against_rare_classes(tiny_vistas, tmp_path):
     from seg.model import output_conv
 
@@ -221,12 +275,13 @@ def test_loss_at_head_resolution_scores_the_label_at_each_cell_centre():
     target = torch.randint(0, 5, (2, 12, 16))
     target[0, 2, 2] = 4  # the ignore index at one cell centre is ignored there too
     expected = torch.nn.functional.cross_entropy(logits, target[:, 2::4, 2::4], ignore_index=4)
-    torch.testing.assert_close(T.criterion(logits, target, 4), expected)
+    torch.testing.assert_close(criterion(logits, target, 4), expected)
     full = torch.randn(2, 5, 12, 16)
-    torch.testing.assert_close(T.criterion(full, target, 4),
+    torch.testing.assert_close(criterion(full, target, 4),
                                torch.nn.functional.cross_entropy(full, target, ignore_index=4))
 
 
+@pytest.mark.slow
 def test_pool_smaller_than_a_batch_is_an_error_not_an_endless_loop(tmp_path, capsys):
     assert run_cli("--data", "synth", "--synth-pool", 2, "--out", tmp_path / "r", "--steps", 1,
                    "--size", "64x48", "--batch-size", 4, "--workers", 0, "--threads", 1) == 1
@@ -317,3 +372,31 @@ def test_log_ends_with_an_end_record_that_a_resume_drops(tiny_vistas, tmp_path):
     assert run_cli(*args, "--steps", 3, "--resume") == 0
     ends = [r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "end" in r]
     assert ends == [{"step": 3, "end": "done"}]  # the first run's end record went with the resume
+
+
+class _OneConv(torch.nn.Module):
+    def __init__(self, classes: int):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, classes, 1)
+
+    def forward(self, x, full_size=True):
+        return self.conv(x)
+
+
+def test_a_step_the_grad_scaler_skips_holds_the_schedule_back(tmp_path):
+    cfg = parse_config(["--data", "synth", "--out", str(tmp_path), "--device", "cpu", "--steps", "10"])
+    torch.manual_seed(0)
+    model = _OneConv(VISTAS.num_classes)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lambda(cfg.steps))
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**127)  # scaled gradients overflow on the first step
+    parts = setup.Parts(model, model, optimizer, scheduler, scaler, torch.device("cpu"))
+    batch = (torch.randn(2, 3, 8, 8) * 1e3, torch.randint(0, 10, (2, 8, 8)))
+    t = trainer.Trainer(cfg, parts, trainer.TrainData(iter([batch] * 3), None, VISTAS))
+    before = model.conv.weight.detach().clone()
+    t.train_step()
+    assert t.step == 1 and scheduler.last_epoch == 0  # the optimizer skipped its step, and so did the schedule
+    assert torch.equal(model.conv.weight, before) and scaler.get_scale() < 2.0**127
+    parts.scaler = None
+    t.train_step()
+    assert t.step == 2 and scheduler.last_epoch == 1 and not torch.equal(model.conv.weight, before)

@@ -18,7 +18,7 @@ from PIL import Image
 
 import hostile
 from seg import checkpoint as C
-from seg.train import loop as T
+from seg.train import main as train_main, setup
 from seg.checkpoint import load_checkpoint
 from seg.train.runlock import LOCK_FILE
 
@@ -32,7 +32,7 @@ TRY = ("import sys\nfrom seg.train.runlock import RunLock, RunLockError\n"
 
 
 def run_cli(*argv) -> int:
-    return T.cli([str(a) for a in argv])
+    return train_main.cli([str(a) for a in argv])
 
 
 def train_steps(run: Path) -> list[int]:
@@ -72,14 +72,14 @@ def test_a_second_trainer_is_refused_and_a_killed_holder_does_not_block(tiny_vis
     assert (out / LOCK_FILE).exists()
 
     seen = []
-    real_main = T.main
+    real_main = train_main.main
 
     def main_checking_the_lock(a):  # while this trainer runs, another process cannot take the folder
         seen.append(subprocess.run([sys.executable, "-c", TRY, str(out)], cwd=REPO, capture_output=True,
                                    text=True).stdout.strip())
         return real_main(a)
 
-    monkeypatch.setattr(T, "main", main_checking_the_lock)
+    monkeypatch.setattr(train_main, "main", main_checking_the_lock)
     assert run_cli(*args, "--resume") == 0
     assert seen == ["locked"] and train_steps(out) == [1, 2]
     assert subprocess.run([sys.executable, "-c", TRY, str(out)], cwd=REPO, capture_output=True,
@@ -140,7 +140,7 @@ def _batch_order(n: int, seed: int = 0) -> list[int]:
 
 def test_truncated_jpeg_past_the_checked_files_stops_after_saving_the_finished_steps(tiny_vistas, tmp_path, capsys,
                                                                                       monkeypatch):
-    monkeypatch.setattr(T, "CHECK_FILES", 1)  # the start-up check sees only the first pair, as with a big set
+    monkeypatch.setattr(setup, "CHECK_FILES", 1)  # the start-up check sees only the first pair, as with a big set
     images = sorted((tiny_vistas / "training" / "images").iterdir())
     victim = images[_batch_order(len(images))[4]]  # first frame of the third batch (batch size 2)
     good = victim.read_bytes()
@@ -161,7 +161,7 @@ def test_truncated_jpeg_past_the_checked_files_stops_after_saving_the_finished_s
 
 def test_bad_validation_frame_past_the_checked_files_saves_the_step_before_stopping(tiny_vistas, tmp_path, capsys,
                                                                                      monkeypatch):
-    monkeypatch.setattr(T, "CHECK_FILES", 1)
+    monkeypatch.setattr(setup, "CHECK_FILES", 1)
     rgb_label(tiny_vistas / "validation" / "labels" / "f002.png")
     out = tmp_path / "run"
     # evaluation and checkpoint on the same step: the evaluation comes first, so before the fix no step was saved

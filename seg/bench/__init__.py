@@ -1,1 +1,2 @@
-"""The benchmark behind the speed figures (`python -m seg.bench`)."""
+"""The benchmark behind the speed figures (`python -m seg.bench`): inference figures (pipeline), training
+throughput (training), and the report, its table and the command (report)."""

@@ -1,6 +1,6 @@
 """`python -m seg.bench [--json FILE] [--quick]`: the benchmark behind the speed figures."""
 import sys
 
-from seg.bench.core import main
+from seg.bench.report import main
 
 sys.exit(main())

@@ -1,1 +1,3 @@
-"""Training: flags and presets, the step loop, calibration, torchrun support, the run lock and run logs."""
+"""Training (`python -m seg.train`): flags and presets (config), data and model set-up (setup), the loss,
+validation and schedule (engine), the step loop (trainer), the command (main), calibration, torchrun
+support (distributed), the run lock (runlock) and the metrics log (runlog)."""

@@ -1,6 +1,6 @@
 """`python -m seg.train --data DIR --out RUN`: train a segmentation model."""
 import sys
 
-from seg.train.loop import cli
+from seg.train.main import cli
 
 sys.exit(cli())

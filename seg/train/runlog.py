@@ -1,4 +1,5 @@
-"""Reading training run logs (`RUNDIR/metrics.jsonl`) for the Training page and scripts.
+"""Training run logs (`RUNDIR/metrics.jsonl`): written by seg.train (`MetricsLog`), read for the Training
+page and scripts.
 
 A line is one JSON object: a train row `{"step", "loss", "lr", "img_per_s", "time"}`, an eval row
 `{"step", "val_miou", "val_pixel_acc"}`, or an event (the end-of-run calibration steps,
@@ -259,3 +260,51 @@ def summarize(run: RunData) -> dict:
         "live": run.live,
         "status": run.status,
     }
+
+
+# ---- writing (seg.train) -----------------------------------------------------------------------------
+
+
+class MetricsLog:
+    """Appends one JSON object per line, flushed and fsynced, so a kill loses at most the line in flight."""
+
+    def __init__(self, path: str | Path):
+        self.f = open(path, "a")
+
+    def write(self, row: dict) -> None:
+        """Append `row` as one line."""
+        self.f.write(json.dumps(row) + "\n")
+        self.f.flush()
+        os.fsync(self.f.fileno())
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def truncate_log(path: Path, step: int) -> None:
+    """Drop log lines past `step` (written after the checkpoint we resume from) and any half-written line."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if row.get("step", 0) <= step and "end" not in row:  # a resumed run is not over
+            keep.append(line)
+    tmp = path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(l + "\n" for l in keep))
+    os.replace(tmp, path)
+
+
+def start_log(run_dir: Path, resume_step: int | None) -> Path:
+    """Prepare `run_dir`'s log for a run: a fresh run (`resume_step` None) starts an empty log, a resumed one
+    keeps the lines up to its checkpoint's step. Creates the folder; returns the log's path."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / METRICS_FILE
+    if resume_step is not None:
+        truncate_log(path, resume_step)
+    elif path.exists():
+        path.unlink()
+    return path
