@@ -278,7 +278,7 @@ def test_style_palettes_are_disjoint():
 def test_training_frames_never_use_the_held_out_style(monkeypatch):
     """Every path that feeds training (SynthStream, SynthPool) renders the training style only, and what that
     style samples never falls in the held-out palettes."""
-    from seg import data
+    from seg.data import synthetic
     from seg.synth import scene as synth_scene
     from seg.synth import world
     from seg.synth.style import IN, OUT
@@ -291,10 +291,10 @@ def test_training_frames_never_use_the_held_out_style(monkeypatch):
         return sc
 
     monkeypatch.setattr(world, "sample_scene", spy)
-    stream = iter(data.SynthStream(size=SMALL, seed=0))
+    stream = iter(synthetic.SynthStream(size=SMALL, seed=0))
     for _ in range(12):
         next(stream)
-    data.SynthPool(12, size=SMALL, seed=5, processes=1)
+    synthetic.SynthPool(12, size=SMALL, seed=5, processes=1)
     assert len(seen) == 24
     out_colors = set(OUT.facades) | set(OUT.cars) | set(OUT.foliage) | set(OUT.sidewalks) | set(OUT.terrain)
     for sc in seen:
