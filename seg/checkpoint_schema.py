@@ -2,22 +2,30 @@
 
 A checkpoint is a file a user may have been handed, so its values are as untrusted as its pickle: an
 `input_size` of 40000x40000 would make the Predictor allocate tens of GB, `[0, 0]` divides by zero, a
-class color of [300, -5, 0] overflows the palette. `check_fields` refuses all of these up front with
-"field: reason", which `load_checkpoint` turns into one line naming the file.
+class color of [300, -5, 0] overflows the palette, a 9 MB deflated archive can inflate a 3 GB tensor, and
+NaN weights predict one class everywhere without a word. `check_fields`, `check_tensor_places`,
+`tensor_allowance` and `check_finite` refuse all of these with "field: reason", which `load_checkpoint`
+turns into one line naming the file.
 """
 from __future__ import annotations
 
+import functools
 import math
 from numbers import Real
 
+import numpy as np
 import torch
 
 from seg.classes import MAX_CLASSES, ClassTable, short_repr
-from seg.model import list_models
+from seg.model import create_model, list_models
 
 MAX_INPUT_SIDE = 4096  # pixels per side of the trained input size; Vistas-scale training is ~2048
 NORMALIZE_RANGE = (-1e3, 1e3)  # mean, applied to pixels scaled to 0..1
 STD_RANGE = (1e-6, 1e3)
+# What the fields other than tensor data may take (data.pkl and the archive's small records): a
+# deeplabv3_resnet101 last.pt's pickle is ~180 kB, and a pickle can grow ~60x as Python objects.
+MAX_META_BYTES = 4_000_000
+SLACK_BYTES = 1 << 20  # AdamW's per-weight step counters (4 bytes each) and zip alignment
 
 
 def _is_int(v) -> bool:
@@ -86,3 +94,89 @@ def check_fields(ckpt: dict) -> None:
     for key in ("optimizer", "scheduler", "scaler", "args"):
         if ckpt.get(key) is not None and not isinstance(ckpt[key], dict):
             raise ValueError(f"{key}: expected null or a dict, got {short_repr(ckpt[key])}")
+
+
+@functools.lru_cache(maxsize=None)
+def tensor_allowance(arch: str, num_classes: int) -> int:
+    """Most bytes of tensor data a checkpoint of `arch` with `num_classes` classes holds: its fp32 weights three
+    times over (the model and AdamW's two moments per weight; SGD keeps one) plus SLACK_BYTES.
+
+    The model is built on the meta device, so this allocates no weights; `arch` must be a known name.
+    """
+    with torch.device("meta"):
+        model = create_model(arch, num_classes)
+    weights = sum(t.numel() * 4 for t in model.state_dict().values())
+    return 3 * weights + SLACK_BYTES
+
+
+def check_tensor_places(ckpt: dict) -> None:
+    """Raise ValueError("<field>: holds a tensor ...") for a tensor anywhere but where the schema puts them: the
+    model's weights and the optimizer's per-weight state (optimizer.state[id][name]). A tensor elsewhere is
+    memory no reader of the checkpoint uses, so it is refused rather than loaded.
+    """
+    roots = [(list(ckpt), "the checkpoint's keys")]
+    roots += [(v, k) for k, v in ckpt.items() if k not in ("model", "optimizer")]
+    opt = ckpt.get("optimizer")
+    if isinstance(opt, dict):
+        roots += [(v, f"optimizer.{k}") for k, v in opt.items() if k != "state"]
+        state = opt.get("state")
+        per_weight = state.items() if isinstance(state, dict) else [("", state)]
+        for pid, entry in per_weight:
+            where = f"optimizer.state[{short_repr(pid)}]"
+            roots.append((pid, "optimizer.state's keys"))
+            if not isinstance(entry, dict):
+                roots.append((entry, where))
+                continue
+            roots += [(list(entry), f"{where}'s keys")]
+            roots += [(v, f"{where}[{short_repr(k)}]") for k, v in entry.items() if not isinstance(v, torch.Tensor)]
+    for value, where in roots:
+        found = _tensor_inside(value, where)
+        if found:
+            raise ValueError(f"{found}: holds a tensor; tensors belong only in model and optimizer.state")
+
+
+_A_KEY = object()  # marks a trail step onto a dict key itself rather than its value
+
+
+def _tensor_inside(value, where: str) -> str | None:
+    """Where the first tensor inside `value` is (walking dict keys and values, lists, tuples and sets), else
+    None. Iterative and cycle-safe: a pickle can nest deeper than Python's recursion limit, or refer to itself.
+    Each item carries its trail as linked (parent trail, key) pairs, spelled out only for the tensor found."""
+    stack, seen = [(value, None)], set()
+    while stack:
+        item, trail = stack.pop()
+        if isinstance(item, torch.Tensor):
+            return where + _spell(trail)
+        if isinstance(item, (dict, list, tuple, set, frozenset)):
+            if id(item) in seen:
+                continue
+            seen.add(id(item))
+            if isinstance(item, dict):
+                stack += [(k, (trail, _A_KEY)) for k in item]
+                stack += [(v, (trail, k)) for k, v in item.items()]
+            else:
+                stack += [(v, (trail, i)) for i, v in enumerate(item)]
+    return None
+
+
+def _spell(trail) -> str:
+    parts = []
+    while trail is not None:
+        trail, key = trail
+        parts.append(" (a key)" if key is _A_KEY else f"[{short_repr(key)}]")
+    return "".join(reversed(parts))
+
+
+def check_finite(model: dict) -> None:
+    """Raise ValueError("model: <name> holds NaN or infinite values") for the first floating-point weight that
+    is not finite: such a model predicts one class everywhere and nothing else says so."""
+    for k, v in model.items():
+        if v.is_floating_point() and not _all_finite(v):
+            raise ValueError(f"model: {short_repr(k)} holds NaN or infinite values (a diverged or damaged model)")
+
+
+def _all_finite(t: torch.Tensor) -> bool:
+    # In numpy, one thread, in the weights' own dtype: torch's threaded reductions crawl on a busy 2-core
+    # machine and its fp16 isfinite is slow, which made this check cost more than the load itself.
+    t = t.detach().cpu()
+    return bool(np.isfinite((t.float() if t.dtype == torch.bfloat16 else t).numpy()).all())

@@ -6,6 +6,7 @@ must never be used to read labels (v1.0 palettes repeat colors across classes).
 from __future__ import annotations
 
 import json
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -206,7 +207,8 @@ _CONFIG_KEYS = {"names": "name", "readable": "readable", "colors": "color"}
 def make_table(names, readable, colors, ignore_index, prefix: str = "", item=None) -> ClassTable:
     """Check raw class fields (from a checkpoint or a config.json) and build the table.
 
-    names / readable: 1..MAX_CLASSES non-empty strings of at most MAX_NAME_CHARS (valid Unicode);
+    names / readable: 1..MAX_CLASSES non-empty strings of at most MAX_NAME_CHARS (valid Unicode, no control
+    characters: names reach terminals and pages);
     colors: as many [r, g, b] ints in 0..255; ignore_index: None, an id of the table, or 255 (a mapped
     table's "no label", past its classes: seg.classmap).
     Raises ValueError starting with the field, e.g. "classes.colors[3]: expected [r, g, b] ints in 0..255".
@@ -227,6 +229,10 @@ def make_table(names, readable, colors, ignore_index, prefix: str = "", item=Non
             if not isinstance(v, str) or not v.strip() or len(v) > MAX_NAME_CHARS or not _is_unicode(v):
                 raise ValueError(f"{item(key, i)}: expected a non-empty text of at most {MAX_NAME_CHARS} "
                                  f"characters, got {short_repr(v)}")
+            bad = next((ch for ch in v if _is_control(ch)), None)
+            if bad is not None:
+                raise ValueError(f"{item(key, i)}: control character {bad!r} in {short_repr(v)} (names are "
+                                 "printed to terminals and pages, where it would act instead of show)")
     for i, c in enumerate(colors):
         if not (isinstance(c, (list, tuple)) and len(c) == 3 and all(_is_int(v) and 0 <= v <= 255 for v in c)):
             raise ValueError(f"{item('colors', i)}: expected [r, g, b] ints in 0..255, got {short_repr(c)}")
@@ -239,6 +245,16 @@ def make_table(names, readable, colors, ignore_index, prefix: str = "", item=Non
 
 def _is_int(v) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+# Bidirectional embeddings, overrides and isolates: they reorder the text around them on screen.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _is_control(ch: str) -> bool:
+    """C0/C1 controls (ESC starts the sequences that clear a terminal or set its title), line and paragraph
+    separators, and bidirectional overrides."""
+    return unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI_CONTROLS
 
 
 def _is_unicode(text: str) -> bool:

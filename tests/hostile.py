@@ -6,9 +6,12 @@ it returns the path (or name fragment) that the one-line error is expected to na
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
+import shutil
 import struct
+import zipfile
 import zlib
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,6 +55,19 @@ def overflow_color_config(root: Path) -> Path:
     """The Vistas table with class 3's color set to [300, -5, 0]."""
     cfg = VISTAS.to_config()
     cfg["labels"][3]["color"] = [300, -5, 0]
+    path = root / "config.json"
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+# Printed raw, this clears the screen and sets the terminal's title.
+ANSI_NAME = "\x1b[2J\x1b]0;pwned\x07Bird"
+
+
+def ansi_config(root: Path) -> Path:
+    """The Vistas table with class 0's readable name carrying terminal escapes (ANSI_NAME)."""
+    cfg = VISTAS.to_config()
+    cfg["labels"][0]["readable"] = ANSI_NAME
     path = root / "config.json"
     path.write_text(json.dumps(cfg))
     return path
@@ -129,3 +145,32 @@ def full_disk_fdopen(room: int = 4096):
     """A stand-in for os.fdopen whose files fill up after `room` bytes (patch it over a module's os.fdopen)."""
     real_fdopen = os.fdopen
     return lambda fd, mode="r": FullDisk(real_fdopen(fd, mode), room)
+
+
+def deflated(archive: bytes) -> bytes:
+    """A torch.save archive with every record deflated: torch reads it all the same, and zeros shrink ~1000x,
+    so a few kB on disk can inflate to a GB (the issue's 9 MB file held a 3 GB tensor)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(archive)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            with src.open(info) as r, dst.open(info.filename, "w", force_zip64=info.file_size > 2**30) as w:
+                shutil.copyfileobj(r, w, 1 << 20)
+    return out.getvalue()
+
+
+def claim_size(archive: bytes, content: bytes, size: int) -> bytes:
+    """The archive with the record holding exactly `content` declared `size` bytes long in the zip directory
+    (central and local headers), its data untouched: a header bomb. Any reader that trusts the directory
+    allocates `size` bytes; one that reads the record fails, since the data ends long before."""
+    with zipfile.ZipFile(io.BytesIO(archive)) as z:
+        (target,) = [i for i in z.infolist() if z.read(i) == content]
+        at = z.start_dir
+    data = bytearray(archive)
+    struct.pack_into("<I", data, target.header_offset + 22, size)  # the local header's uncompressed size
+    while data[at: at + 4] == b"PK\x01\x02":  # central directory entries, one after another
+        name_len, extra_len, comment_len = struct.unpack_from("<3H", data, at + 28)
+        if data[at + 46: at + 46 + name_len] == target.filename.encode():
+            struct.pack_into("<I", data, at + 24, size)
+            return bytes(data)
+        at += 46 + name_len + extra_len + comment_len
+    raise AssertionError(f"{target.filename}: no central directory entry")

@@ -116,13 +116,14 @@ def test_predict_cli_reports_a_hostile_checkpoint_in_one_line(good, tmp_path, fi
     (hostile.overflow_color_config, "labels[3].color"),
     (hostile.many_classes_config, "300 classes"),
     (hostile.nested_config, "RecursionError"),
+    (hostile.ansi_config, "labels[0].readable: control character '\\x1b'"),
 ])
 def test_hostile_config_json_is_one_line_naming_the_file(tmp_path, make, named):
     path = make(tmp_path)
     with pytest.raises(ValueError) as e:
         load_config(path)
     msg = str(e.value)
-    assert msg.startswith(f"{path}: ") and named in msg and "\n" not in msg, msg
+    assert msg.startswith(f"{path}: ") and named in msg and "\n" not in msg and "\x1b" not in msg, msg
 
 
 def test_config_json_names_must_be_encodable_text(tmp_path):

@@ -9,6 +9,7 @@ from PIL import Image
 from seg.data import stats as datastats
 from seg.classes import IGNORE_INDEX, VISTAS
 
+import hostile
 from conftest import CAR, ROAD, SKY, write_vistas
 
 
@@ -59,3 +60,13 @@ def test_rgb_label_is_named(tmp_path, capsys):
     Image.new("RGB", (8, 4)).save(label)
     assert datastats.main([str(root)]) == 1
     assert label.name in capsys.readouterr().err
+
+
+def test_class_names_with_terminal_escapes_are_refused_not_printed(tmp_path, capsys):
+    root = write_vistas(tmp_path / "d", n_train=0, n_val=1, size=(8, 4))
+    config = hostile.ansi_config(root)
+    assert datastats.main([str(root)]) == 1
+    out, err = capsys.readouterr()
+    assert "\x1b" not in out + err and "\x07" not in out + err, (out, err)
+    assert err.startswith(f"error: {config}: ") and "labels[0].readable: control character" in err, err
+    assert len(err.strip().splitlines()) == 1
