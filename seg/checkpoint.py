@@ -59,28 +59,30 @@ def save_checkpoint(path: str | Path, ckpt: dict) -> None:
         raise
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", data: bytes | None = None) -> dict:
     """Load and validate a checkpoint without executing code.
 
+    `data`: the file's bytes when the caller has read them already (to hash exactly the bytes it loads);
+    `path` then only names the file in messages.
     Raises CheckpointError (one line, naming the file) for a missing, truncated, corrupted or unsafe
     file (a pickle that asks for anything but tensors and plain containers), missing keys, or a field of
     the wrong type or out of range (see `seg.checkpoint_schema`, e.g. "bad field input_size: ...").
     """
     path = Path(path)
     try:
-        found = path.is_file()
+        found = data is not None or path.is_file()
     except OSError as e:  # e.g. a name too long to look up
         raise CheckpointError(f"{path}: cannot open ({e.strerror or e})") from None
     if not found:
         raise CheckpointError(f"{path}: no such checkpoint file")
-    if not _looks_like_checkpoint(path):
+    if not _looks_like_checkpoint(path, None if data is None else data[:4]):
         raise CheckpointError(f"{path}: not a checkpoint (neither a torch.save zip archive nor a pickle)")
     try:
         with warnings.catch_warnings():
             # torch warns in several lines about odd pickle protocols before refusing a junk file;
             # the refusal is reported below in one line.
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+            ckpt = torch.load(path if data is None else io.BytesIO(data), map_location=map_location, weights_only=True)
     except Exception as e:
         if "weights_only" in str(e) or "Unsupported global" in str(e) or "GLOBAL" in str(e):
             reason = "refused: it contains pickled code or objects, not just tensors (possibly unsafe)"
@@ -100,10 +102,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return ckpt
 
 
-def _looks_like_checkpoint(path: Path) -> bool:
-    """Whether the file starts like torch.save output: a zip archive, or a legacy pickle (protocol 2+)."""
-    with open(path, "rb") as f:
-        head = f.read(4)
+def _looks_like_checkpoint(path: Path, head: bytes | None = None) -> bool:
+    """Whether the file (or its first bytes, `head`) starts like torch.save output: a zip archive, or a
+    legacy pickle (protocol 2+)."""
+    if head is None:
+        with open(path, "rb") as f:
+            head = f.read(4)
     return head.startswith(b"PK\x03\x04") or (len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5)
 
 
