@@ -55,7 +55,8 @@ class Predictor:
         backend: "auto" (onnxruntime on the CPU when installed and no bf16 is asked for, torch otherwise),
             "torch" or "onnxruntime" (CPU only). A graph that cannot be built or loaded falls back to
             torch with one warning line (logger "seg").
-    Raises CheckpointError (one line) for an unusable checkpoint, ValueError for a bad device/precision/backend.
+    Raises CheckpointError (one line) for an unusable checkpoint, ValueError for a bad device/precision/backend
+    or threads < 1.
     """
 
     def __init__(self, checkpoint=None, device="auto", threads: int | None = None, precision: str = "auto",
@@ -65,6 +66,8 @@ class Predictor:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         if threads is not None:
+            if int(threads) < 1:
+                raise ValueError(f"threads must be at least 1, got {threads}")
             torch.set_num_threads(int(threads))
         self.device = resolve_device(device)
         torch_precision = resolve_precision(precision, self.device)  # checked before any loading
