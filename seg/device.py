@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from seg.cli import int_arg
+
 DEVICE_CHOICES = "auto, cpu, cuda, cuda:N"
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 BACKENDS = ("auto", "torch", "onnxruntime")
@@ -92,7 +94,7 @@ def add_runtime_args(p: argparse.ArgumentParser) -> None:
                    help="auto (onnxruntime on the CPU when installed, else torch), torch or onnxruntime")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="auto (CUDA: bf16/fp16; CPU: bf16 with native bf16 math, else fp32), fp32, bf16, fp16 (CUDA)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    p.add_argument("--threads", type=int_arg(1), default=None, help="CPU threads (default: all cores)")
 
 
 def cpu_name(cpuinfo: str | None = None) -> str:

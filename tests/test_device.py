@@ -105,3 +105,16 @@ def test_gpu_preset_needs_cuda(no_cuda, capsys):
         _resolve("--data", "synth", "--device", "cuda")
     assert "CUDA is not available" in capsys.readouterr().err
     assert _resolve("--data", "synth", "--workers", "auto").workers >= 1
+
+
+@pytest.mark.parametrize("threads", ["0", "-3", "x"])
+def test_threads_below_one_are_usage_errors(threads, capsys):
+    import argparse
+
+    p = argparse.ArgumentParser()
+    D.add_runtime_args(p)
+    with pytest.raises(SystemExit) as e:
+        p.parse_args(["--threads", threads])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "Traceback" not in err and "expected a whole number >= 1" in err
+    assert p.parse_args(["--threads", "2"]).threads == 2

@@ -130,3 +130,22 @@ def test_dynamo_exporter_gives_the_same_graph_contract(ckpt_path, tmp_path):
         ref = deployed_model(load_checkpoint(ckpt_path))(x, full_size=False).numpy()
     got = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"image": x.numpy()})[0]
     np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-4)
+
+
+def test_out_that_is_the_checkpoint_is_refused(ckpt_path, tmp_path, capsys):
+    ckpt = tmp_path / "X.pt"
+    ckpt.write_bytes(ckpt_path.read_bytes())
+    (tmp_path / "alias.onnx").symlink_to(ckpt)
+    for out in (ckpt, tmp_path / "." / "X.pt", tmp_path / "alias.onnx"):
+        r = _main(capsys, ckpt, "--out", out)
+        assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.splitlines()) == 1
+        assert r.stderr.startswith(f"error: {out}: ") and "checkpoint itself" in r.stderr
+    assert ckpt.read_bytes() == ckpt_path.read_bytes()  # still the checkpoint
+
+
+def test_missing_verification_folders_are_refused(ckpt_path, tmp_path, capsys):
+    for flag in ("--data", "--kitti"):
+        r = _main(capsys, ckpt_path, "--out", tmp_path / "m.onnx", flag, tmp_path / "nonexistent")
+        assert r.returncode == 2 and "Traceback" not in r.stderr
+        assert r.stderr == f"error: {tmp_path / 'nonexistent'}: no such folder ({flag})\n"
+    assert not (tmp_path / "m.onnx").exists()

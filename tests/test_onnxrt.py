@@ -6,23 +6,27 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime  # noqa: F401 - a requirement: without it these tests fail, they do not skip
 import pytest
 import torch
+from onnx import numpy_helper
 from PIL import Image
 
 from seg.checkpoint import make_checkpoint, save_checkpoint
 from seg.classes import VISTAS
-from seg.infer import onnxrt
+from seg.infer import onnxcache, onnxrt
 from seg.infer.export import ExportError, file_sha256
 from seg.infer.predictor import Predictor
 from seg.model import create_model
 
 REPO = Path(__file__).resolve().parent.parent
 ARCH = "lraspp_mobilenet_v3_large"
+ROAD = VISTAS.names.index("construction--flat--road")
 
 
 def _write_ckpt(path: Path, seed: int) -> Path:
@@ -179,3 +183,110 @@ def test_evaluate_and_predict_backend_flags(tiny_vistas, ckpt_path, tmp_path):
         outs[backend] = [np.array(Image.open(p)) for p in sorted((tmp_path / backend).glob("*.png"))]
     assert len(outs["torch"]) == 4
     assert np.mean([(a == b).mean() for a, b in zip(outs["torch"], outs["onnxruntime"])]) >= 0.999
+
+
+# --- the cache never serves a graph that disagrees with its checkpoint (issue 23) ---
+
+def _entry(cache: Path, ckpt: Path) -> Path:
+    return cache / f"{onnxrt.cache_key(file_sha256(ckpt))}.onnx"
+
+
+def _rewrite(graph_path: Path, road_bias: float = 0.0, marker: bool = False) -> None:
+    """Edit a cached graph in place, its metadata kept: raise Road's bias in every class-bias initializer
+    (every pixel becomes Road), and/or add a marker that shows whether this very file was served."""
+    model = onnx.load(str(graph_path))
+    edited = 0
+    for init in model.graph.initializer:
+        bias = numpy_helper.to_array(init)
+        if road_bias and bias.shape == (VISTAS.num_classes,):
+            bias = bias.copy()
+            bias[ROAD] += road_bias
+            init.CopyFrom(numpy_helper.from_array(bias, init.name))
+            edited += 1
+    assert edited or not road_bias
+    if marker:
+        model.metadata_props.add(key="planted", value="1")
+    onnx.save(model, str(graph_path))
+
+
+def _agrees_with_torch(pred: Predictor, ckpt: Path) -> bool:
+    ref = Predictor(ckpt, device="cpu", backend="torch", precision="fp32")
+    return all((pred.predict(im) == ref.predict(im)).mean() >= 0.999 for im in _imgs()[:3])
+
+
+def _planted(graph_path: Path) -> bool:
+    return "planted" in onnxrt.OrtNet(graph_path).metadata
+
+
+@pytest.mark.slow
+def test_edited_cached_graph_is_not_served(tmp_path, cache):
+    path = _write_ckpt(tmp_path / "model.pt", 0)
+    Predictor(path, device="cpu")
+    _rewrite(_entry(cache, path), road_bias=1e4)  # metadata kept, so it still names this checkpoint
+    pred = Predictor(path, device="cpu")
+    assert pred.backend == "onnxruntime" and _agrees_with_torch(pred, path)
+    assert not (pred.predict(_imgs()[0]) == ROAD).all()
+
+
+@pytest.mark.slow
+def test_edited_graph_with_a_matching_record_fails_the_torch_check(tmp_path, cache):
+    path = _write_ckpt(tmp_path / "model.pt", 0)
+    Predictor(path, device="cpu")
+    graph = _entry(cache, path)
+    _rewrite(graph, road_bias=1e4)
+    onnxcache.write_record(cache, graph.stem, file_sha256(path), graph.read_bytes())  # a consistent record
+    pred = Predictor(path, device="cpu")
+    assert pred.backend == "onnxruntime" and _agrees_with_torch(pred, path)
+
+
+@pytest.mark.slow
+def test_graph_planted_by_another_user_is_not_used(tmp_path, cache):
+    path = _write_ckpt(tmp_path / "model.pt", 0)
+    Predictor(path, device="cpu")
+    graph = _entry(cache, path)
+    _rewrite(graph, marker=True)  # a graph that agrees with torch, but is not ours
+    onnxcache.write_record(cache, graph.stem, file_sha256(path), graph.read_bytes())
+    for f in (graph, graph.with_suffix(".json")):
+        os.chown(f, 65534, 65534) if os.getuid() == 0 else f.chmod(0o666)  # nobody's, or writable by all
+    Predictor(path, device="cpu")
+    assert not _planted(graph) and graph.stat().st_uid == os.getuid()  # rebuilt in its place
+
+
+@pytest.mark.slow
+def test_shared_cache_folder_that_others_may_write_is_not_used(tmp_path, cache, monkeypatch, caplog):
+    path = _write_ckpt(tmp_path / "model.pt", 0)
+    Predictor(path, device="cpu")
+    graph = _entry(cache, path)
+    _rewrite(graph, marker=True)
+    onnxcache.write_record(cache, graph.stem, file_sha256(path), graph.read_bytes())
+    cache.chmod(0o777)  # a shared SEG_CACHE_DIR: anyone could have put these files there
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    with caplog.at_level(logging.WARNING, logger="seg"):
+        pred = Predictor(path, device="cpu")
+    (w,) = _warnings(caplog)
+    assert str(cache) in w.getMessage() and "\n" not in w.getMessage()
+    private = onnxcache.private_dir()
+    assert pred.backend == "onnxruntime" and private.is_relative_to(tmp_path / "tmp")
+    assert (private / graph.name).is_file() and not _planted(private / graph.name) and _planted(graph)
+    assert not (private.stat().st_mode & 0o077) and _agrees_with_torch(pred, path)
+
+
+@pytest.mark.slow
+def test_checkpoint_replaced_while_loading_never_mixes_weights(tmp_path, cache, monkeypatch):
+    path, b = _write_ckpt(tmp_path / "model.pt", 0), _write_ckpt(tmp_path / "b.pt", 2)
+    real, swapped = torch.load, []
+
+    def load_then_replace(*args, **kwargs):  # `seg.train` rewriting model.pt just after it was loaded
+        out = real(*args, **kwargs)
+        if not swapped:
+            shutil.copy(b, path)
+            swapped.append(1)
+        return out
+
+    monkeypatch.setattr(torch, "load", load_then_replace)
+    Predictor(path, device="cpu")
+    monkeypatch.setattr(torch, "load", real)
+    assert file_sha256(path) == file_sha256(b) and not _entry(cache, b).exists()  # A's graph not under B's hash
+    pred = Predictor(path, device="cpu")
+    assert pred.backend == "onnxruntime" and _agrees_with_torch(pred, path)

@@ -235,3 +235,22 @@ def test_upsample_argmax_equals_interpolate_then_argmax(low_hw, size):
     ref = torch.nn.functional.interpolate(low, size, mode="bilinear", align_corners=False).argmax(1)[0]
     got = upsample_argmax(low, size)
     assert got.shape == ref.shape and got.dtype == np.uint8 and (got == ref.numpy()).mean() > 0.999  # float ties only
+
+
+def test_failed_overlay_leaves_no_label_map(tmp_path, ckpt_path, capsys):
+    """JPEG stops at 65500 px a side: the overlay of a 65535x1 image fails, and its label PNG must go with it."""
+    src = tmp_path / "in"
+    src.mkdir()
+    _img(65535, 1).save(src / "strip.png")
+    _img(70, 50).save(src / "good.png")
+    out = tmp_path / "out"
+    r = _main(capsys, src, "--out", out, "--checkpoint", ckpt_path, "--overlay", "--backend", "torch")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith("error: strip.png: ")
+    assert sorted(p.name for p in out.iterdir()) == ["good.png", "good_overlay.jpg"]  # no temporaries either
+
+
+def test_threads_below_one_are_refused(ckpt_path):
+    with pytest.raises(ValueError, match="threads must be at least 1"):
+        Predictor(ckpt_path, device="cpu", threads=0)

@@ -201,7 +201,8 @@ def test_bad_clips_are_one_line_each_and_leave_nothing(tmp_path, ckpt_path, cli)
 
 
 def test_bad_video_flags_are_usage_errors(tmp_path, cli):
-    for flags in (["--every", "0"], ["--max-frames", "-1"], ["--fps", "x"], ["--fps", "inf"], ["--fps", "nan"]):
+    for flags in (["--every", "0"], ["--max-frames", "-1"], ["--fps", "x"], ["--fps", "inf"], ["--fps", "nan"],
+                  ["--fps", "1e-300"], ["--fps", "5000"], ["--threads", "0"]):
         r = cli(tmp_path / "a.mp4", "--out", tmp_path / "o", *flags)
         assert r.returncode == 2 and "Traceback" not in r.stderr and "expected a" in r.stderr
 
@@ -265,3 +266,77 @@ def test_sample_clip_help_and_errors(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main([str(tmp_path / "empty"), "--out", str(tmp_path / "x.mp4")]) == 1
     assert capsys.readouterr().err == "error: no input frames\n" and not (tmp_path / "x.mp4").exists()
+
+
+# --- nothing lost, memory bounded, no traceback, true timing (issue 23) ---
+
+def test_clip_names_that_would_hide_or_replace_the_out_folder_are_refused(tmp_path, ckpt_path, cli):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me")
+    clips = [make_clip(tmp_path / "..mp4", 3), make_clip(tmp_path / "...mp4", 3)]  # stems "." and ".."
+    r = cli(*clips, "--out", out, "--frames", "--checkpoint", ckpt_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert [line.split(": ")[1] for line in r.stderr.splitlines()] == ["..mp4", "...mp4"]
+    assert [p.name for p in out.iterdir()] == ["precious.txt"] and sorted(p.name for p in tmp_path.iterdir()) == [
+        "...mp4", "..mp4", "out"]
+
+
+def test_two_clips_of_one_stem_do_not_overwrite_each_other(tmp_path, ckpt_path, cli):
+    first, second = make_clip(tmp_path / "clip.mp4", 4), make_clip(tmp_path / "clip.mov", 2)
+    out = tmp_path / "out"
+    r = cli(first, second, "--out", out, "--frames", "--checkpoint", ckpt_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.splitlines()[-1] == "error: clip.mov: same output name clip_overlay.mp4 as clip.mp4; skipped"
+    assert len(decode(out / "clip_overlay.mp4")[0]) == 4 and len(list((out / "clip").iterdir())) == 4
+
+
+def test_frames_over_the_pixel_limit_are_refused_from_the_header(tmp_path, ckpt_path, cli, monkeypatch):
+    from seg.infer import clipio
+
+    clip = make_clip(tmp_path / "big.mov", 2)  # "big": 64x48 against a limit of 3071 pixels
+    monkeypatch.setattr(clipio, "MAX_FRAME_PIXELS", 64 * 48 - 1, raising=False)
+    with pytest.raises(clipio.VideoError, match=r"^big\.mov: frames are 64x48 .*over the .* limit$"):
+        clipio.ClipReader(clip)  # the constructor decodes no frame
+    r = cli(clip, "--out", tmp_path / "out", "--checkpoint", ckpt_path)
+    assert r.returncode == 1 and len(r.stderr.splitlines()) == 1 and r.stderr.startswith("error: big.mov: frames are")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.parametrize("fps", [Fraction(1, 60000), 5000])
+def test_clip_with_an_absurd_frame_rate_is_one_line(tmp_path, ckpt_path, cli, fps):
+    clip = make_clip(tmp_path / "odd.mkv", 3, fps=fps)
+    r = cli(clip, "--out", tmp_path / "out", "--checkpoint", ckpt_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr and len(r.stderr.splitlines()) == 1
+    assert r.stderr.startswith("error: odd.mkv: frame rate") and list((tmp_path / "out").iterdir()) == []
+
+
+def make_vfr_clip(path: Path, times_ms: list[int]) -> Path:
+    """A variable-frame-rate clip: frame i shown at times_ms[i] (the pacing of a phone's screen recording)."""
+    c = av.open(str(path), "w")
+    s = c.add_stream("libx264", rate=10, options={"bf": "0"})
+    s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+    s.codec_context.time_base = Fraction(1, 1000)
+    for i, t in enumerate(times_ms):
+        f = av.VideoFrame.from_ndarray(frame(i, 64, 48), format="rgb24")
+        f.pts, f.time_base = t, Fraction(1, 1000)
+        c.mux(s.encode(f))
+    c.mux(s.encode(None))
+    c.close()
+    return path
+
+
+def test_variable_frame_rate_clip_keeps_its_timing(tmp_path, predictor):
+    from seg.infer.video import ClipReader, segment_clip
+
+    times = np.array([0, 100, 150, 1000, 1050, 2900, 3000])
+    src = make_vfr_clip(tmp_path / "vfr.mkv", times.tolist())
+    with av.open(str(src)) as c:
+        assert [round(f.time * 1000) for f in c.decode(video=0)] == times.tolist()  # the source is VFR
+    r = segment_clip(predictor, ClipReader(src), tmp_path / "o", progress=False)
+    np.testing.assert_allclose(r["times"], times / 1000)
+    with av.open(str(r["path"])) as c:
+        got = [f.time for f in c.decode(video=0)]
+        seconds = c.duration / 1e6
+    np.testing.assert_allclose(got, times / 1000, atol=1e-3)  # each frame when the source showed it
+    assert 3.0 < seconds < 3.6  # as long as the source (its last frame lasts one nominal frame)

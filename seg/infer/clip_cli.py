@@ -1,6 +1,7 @@
 """The clip side of `python -m seg.predict`: the video flags, which inputs are clips, and the loop that
 segments each clip (`seg.infer.video.segment_clip`) and reports it in one line, so one bad clip never stops
-the others."""
+the others. Two inputs of one stem (clip.mp4 and clip.mov) would write the same outputs: the second is
+refused, as for images."""
 from __future__ import annotations
 
 import argparse
@@ -10,7 +11,7 @@ import threading
 from pathlib import Path
 
 from seg.cli import int_arg, one_line, positive_float
-from seg.infer.clipio import ClipReader, FolderReader, VideoError, is_video
+from seg.infer.clipio import MAX_FPS, MIN_FPS, ClipReader, FolderReader, VideoError, is_video
 from seg.infer.video import segment_clip
 
 
@@ -20,8 +21,16 @@ def add_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--frames", action="store_true", help="also write OUT/<stem>/000000.png... label maps")
     g.add_argument("--every", type=int_arg(1), default=1, metavar="K", help="segment every K-th frame")
     g.add_argument("--max-frames", type=int_arg(1), default=None, metavar="N", help="stop after N frames")
-    g.add_argument("--fps", type=positive_float, default=None,
+    g.add_argument("--fps", type=fps_arg, default=None,
                    help="turn each FOLDER of numbered frames into a clip at this rate (else folders are images)")
+
+
+def fps_arg(text: str) -> float:
+    """argparse `type=` for --fps: a frame rate within MIN_FPS..MAX_FPS (1e-300 would reach the encoder)."""
+    value = positive_float(text)
+    if not MIN_FPS <= value <= MAX_FPS:
+        raise argparse.ArgumentTypeError(f"expected a frame rate from {MIN_FPS} to {MAX_FPS}, got {text!r}")
+    return value
 
 
 def split_inputs(paths: list[str], fps: float | None) -> tuple[list[Path], list[str]]:
@@ -40,12 +49,12 @@ def run_clips(predictor, clips: list[Path], out: Path, args: argparse.Namespace)
     Returns the number of clips that failed. SIGTERM ends it like Ctrl-C: the clip in progress is removed.
 
     `args` holds the flags of `add_args` (fps, every, max_frames, frames)."""
-    failed, old = 0, None
+    failed, old, written = 0, None, {}
     if clips and threading.current_thread() is threading.main_thread():
         old = signal.signal(signal.SIGTERM, exit_on_term)
     try:
         for clip in clips:
-            failed += run_clip(predictor, clip, out, args)
+            failed += run_clip(predictor, clip, out, args, written)
     finally:
         if old is not None:
             signal.signal(signal.SIGTERM, old)
@@ -58,10 +67,15 @@ def exit_on_term(signum: int, frame) -> None:
     raise SystemExit(128 + signum)
 
 
-def run_clip(predictor, clip: Path, out: Path, args: argparse.Namespace) -> int:
-    """One clip for `run_clips`: 0 when written, 1 when it failed (reported in one line)."""
+def run_clip(predictor, clip: Path, out: Path, args: argparse.Namespace, written: dict[str, str]) -> int:
+    """One clip for `run_clips`: 0 when written, 1 when it failed (reported in one line). `written` maps the
+    stems written so far to their clip's name; this clip's is added."""
     try:
         reader = FolderReader(clip, args.fps) if clip.is_dir() else ClipReader(clip)
+        if reader.stem in written:
+            reader.close()
+            raise VideoError(clip.name, f"same output name {reader.stem}_overlay.mp4 as {written[reader.stem]}; "
+                                        "skipped")
         r = segment_clip(predictor, reader, out, args.every, args.max_frames, args.frames,
                          progress=sys.stderr.isatty())
     except VideoError as e:
@@ -73,6 +87,7 @@ def run_clip(predictor, clip: Path, out: Path, args: argparse.Namespace) -> int:
     except (RuntimeError, ValueError) as e:  # e.g. out of memory on a huge frame: report, go on
         print(f"error: {clip.name}: {e.__class__.__name__}: {one_line(e, 160)}", file=sys.stderr)
         return 1
+    written[reader.stem] = clip.name
     print(r["path"])
     print(f"{clip.name}: {r['frames']} frames in {r['seconds']:.1f} s ({r['frames'] / r['seconds']:.2f} "
           f"frames/s, decode + segment + encode)", file=sys.stderr)

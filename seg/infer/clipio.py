@@ -5,12 +5,18 @@ failure is a `VideoError` with a one-line message. The writer makes H.264 (libx2
 no system ffmpeg), yuv420p with the index at the front (`+faststart`): what browsers play. 4:2:0 chroma needs
 even sides, so an odd width or height (KITTI's 375 rows) gets one edge-replicated column/row. The clip is
 written under a hidden temporary name and renamed when complete.
+
+Timing: readers give each frame's time (`timed()`): a video file's own timestamps, so a variable-frame-rate
+clip keeps its pacing and length; the writer stamps frames with those times (on a 90 kHz clock).
+Limits, checked before any frame is decoded: MAX_FRAME_PIXELS (the images' limit) on the declared frame
+size, MIN_FPS..MAX_FPS on the frame rate.
 """
 from __future__ import annotations
 
 import os
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
@@ -18,10 +24,15 @@ import av
 import numpy as np
 
 from seg.cli import one_line
-from seg.imageio import IMAGE_EXTENSIONS, ImageError, image_files, load_image
+from seg.imageio import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageError, image_files, load_image
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm")
-ENCODER = {"crf": "23", "preset": "veryfast"}  # x264: visually clean overlays, encode a small share of the time
+# x264: visually clean overlays, encode a small share of the time. No B-frames: with them x264 derives decode
+# timestamps that, for a variable-rate clip, make the mp4's length wrong.
+ENCODER = {"crf": "23", "preset": "veryfast", "bf": "0"}
+MAX_FRAME_PIXELS = DEFAULT_MAX_PIXELS  # per frame, as for images: one 12000x10000 frame would take GBs
+MIN_FPS, MAX_FPS = 0.1, 1000  # outside: a broken or hostile header (the mp4 muxer cannot even store 1/60000)
+TIME_BASE = Fraction(1, 90000)  # the writer's clock: exact for 10, 24, 25, 30000/1001, 60 fps...
 
 
 class VideoError(ValueError):
@@ -36,10 +47,18 @@ def is_video(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
+def check_frame_size(name: str, width: int, height: int) -> None:
+    """Raise VideoError unless a width x height frame is within MAX_FRAME_PIXELS."""
+    if width * height > MAX_FRAME_PIXELS:
+        raise VideoError(name, f"frames are {width}x{height} ({width * height / 1e6:.0f} MP), over the "
+                               f"{MAX_FRAME_PIXELS / 1e6:.0f} MP limit")
+
+
 class ClipReader:
     """Decoded frames of a video file as (H, W, 3) uint8 RGB arrays; `fps` (Fraction), `total` (declared
     frame count, None when the container does not say). Raises VideoError (one line) for a file that is not
-    a video, has no video stream, cannot be decoded, stops short of its declared length, or has no frame."""
+    a video, has no video stream, cannot be decoded, stops short of its declared length, has no frame, a
+    frame rate outside MIN_FPS..MAX_FPS or frames over MAX_FRAME_PIXELS (declared, or decoded)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -62,13 +81,32 @@ class ClipReader:
         rate = self.stream.average_rate or self.stream.guessed_rate
         self.fps = Fraction(rate) if rate else Fraction(25)
         self.total = int(self.stream.frames) or None
+        try:
+            if not MIN_FPS <= self.fps <= MAX_FPS:
+                raise VideoError(self.name, f"frame rate {float(self.fps):.3g} fps is outside {MIN_FPS}-{MAX_FPS} fps")
+            check_frame_size(self.name, self.stream.codec_context.width, self.stream.codec_context.height)
+        except VideoError:
+            self.close()
+            raise
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        n = 0
+        return (rgb for _, rgb in self.timed())
+
+    def timed(self) -> Iterator[tuple[Fraction, np.ndarray]]:
+        """(seconds since the first frame, from the clip's own timestamps; (H, W, 3) uint8 RGB) per frame."""
+        n, start = 0, None
         try:
             for frame in self.container.decode(self.stream):
+                check_frame_size(self.name, frame.width, frame.height)  # before its RGB copy is made
+                if frame.pts is None or frame.time_base is None:
+                    t = n / self.fps  # no timestamp: the nominal rate
+                else:
+                    start = frame.pts if start is None else start
+                    t = (frame.pts - start) * Fraction(frame.time_base)
                 n += 1
-                yield frame.to_ndarray(format="rgb24")
+                yield t, frame.to_ndarray(format="rgb24")
+        except VideoError:
+            raise
         except (av.FFmpegError, ValueError, OSError) as e:
             raise VideoError(self.name, f"truncated or corrupt at frame {n} ({one_line(e, 160)})") from None
         if n == 0:
@@ -104,6 +142,10 @@ class FolderReader:
             except ImageError as e:
                 raise VideoError(self.name, str(e)) from None
 
+    def timed(self) -> Iterator[tuple[Fraction, np.ndarray]]:
+        """(seconds: frame index / fps, (H, W, 3) uint8 RGB) per frame, as `ClipReader.timed`."""
+        return ((i / self.fps, rgb) for i, rgb in enumerate(self))
+
     def close(self) -> None:
         pass
 
@@ -112,36 +154,73 @@ class ClipWriter:
     """H.264 mp4 written to a hidden temporary file; `finish()` renames it into place, `abort()` removes it.
 
     Frames (H, W, 3) uint8 RGB must all share the size given; odd sides are padded by edge replication.
+    Each frame is shown from its time until the next frame's; the last for 1 / fps. Raises VideoError
+    (one line) when the encoder or muxer refuses, OSError when the file cannot be written.
     """
 
     def __init__(self, path: Path, fps: Fraction, width: int, height: int):
         self.path, self.size = Path(path), (height, width)
         self.tmp = self.path.with_name(f".{self.path.name}.part")
         self.pad = (height % 2, width % 2)
-        self.container = av.open(str(self.tmp), "w", format="mp4", options={"movflags": "+faststart"})
-        self.stream = self.container.add_stream("libx264", rate=fps, options=dict(ENCODER))
-        self.stream.width, self.stream.height = width + self.pad[1], height + self.pad[0]
-        self.stream.pix_fmt = "yuv420p"
-        self.time_base = 1 / fps
-        self.n = 0
+        self.frame_time = 1 / Fraction(fps)  # seconds between frames without their own times
+        self.n, self.last_pts, self.pending = 0, -1, None
+        self.container = None
+        try:
+            with self._errors():
+                self.container = av.open(str(self.tmp), "w", format="mp4", options={"movflags": "+faststart"})
+                self.stream = self.container.add_stream("libx264", rate=fps, options=dict(ENCODER))
+                self.stream.width, self.stream.height = width + self.pad[1], height + self.pad[0]
+                self.stream.pix_fmt = "yuv420p"
+                self.stream.codec_context.time_base = TIME_BASE
+        except BaseException:
+            self.abort()
+            raise
 
-    def write(self, rgb: np.ndarray) -> None:
-        """Encode one (H, W, 3) uint8 RGB frame."""
+    def write(self, rgb: np.ndarray, t: Fraction | None = None) -> None:
+        """Encode one (H, W, 3) uint8 RGB frame, shown from `t` seconds (default: frame count / fps); times
+        that do not increase are moved one tick past the previous frame."""
         if any(self.pad):
             rgb = np.pad(rgb, ((0, self.pad[0]), (0, self.pad[1]), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-        frame.pts, frame.time_base = self.n, self.time_base
-        self.container.mux(self.stream.encode(frame))
+        self.last_pts = max(round((self.n * self.frame_time if t is None else t) / TIME_BASE), self.last_pts + 1)
+        frame.pts, frame.time_base = self.last_pts, TIME_BASE
+        with self._errors():
+            self._mux(self.stream.encode(frame))
         self.n += 1
 
+    def _mux(self, packets, end: int | None = None) -> None:
+        """Mux packets one behind, so each gets its duration (up to the next frame's time; the last: up to
+        `end`). Without B-frames, packets come out in time order."""
+        for p in packets:
+            if self.pending is not None:
+                self.pending.duration = p.pts - self.pending.pts
+                self.container.mux(self.pending)
+            self.pending = p
+        if end is not None and self.pending is not None:
+            self.pending.duration = max(1, end - self.pending.pts)
+            self.container.mux(self.pending)
+            self.pending = None
+
     def finish(self) -> None:
-        self.container.mux(self.stream.encode(None))  # flush the encoder's delayed frames
-        self.container.close()
+        with self._errors():
+            self._mux(self.stream.encode(None), end=self.last_pts + round(self.frame_time / TIME_BASE))
+            self.container.close()
         os.replace(self.tmp, self.path)
 
     def abort(self) -> None:
         try:
-            self.container.close()
+            if self.container is not None:
+                self.container.close()
         except (av.FFmpegError, ValueError, OSError):
             pass
         self.tmp.unlink(missing_ok=True)
+
+    @contextmanager
+    def _errors(self):
+        """PyAV's errors as VideoError (one line), except those that are OSErrors (e.g. disk full)."""
+        try:
+            yield
+        except av.FFmpegError as e:
+            if isinstance(e, OSError):
+                raise
+            raise VideoError(self.path.name, f"cannot encode ({one_line(e, 160)})") from None

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
 import warnings
 from pathlib import Path
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from seg.checkpoint import model_from_checkpoint
+from seg.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from seg.cli import one_line
 from seg.infer.deploy import fold_conv_bn
 
@@ -58,6 +59,29 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict, str]:
+    """(the checkpoint at `path`, the hex SHA-256 of the very bytes it was loaded from).
+
+    The file is read once: a file replaced meanwhile (`seg.train` rewriting model.pt) can never pair one
+    file's weights with the other's hash. Raises CheckpointError (one line) as `load_checkpoint` does.
+    """
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block the open
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint file") from None
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot open ({e.strerror or e})") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise CheckpointError(f"{path}: no such checkpoint file")
+        try:
+            data = f.read()
+        except OSError as e:
+            raise CheckpointError(f"{path}: cannot read ({e.strerror or e})") from None
+    return load_checkpoint(path, data=data), hashlib.sha256(data).hexdigest()
 
 
 def deployed_model(ckpt: dict) -> nn.Module:

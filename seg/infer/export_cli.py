@@ -3,12 +3,13 @@ with onnxruntime against torch on a few validation frames and one KITTI-shaped f
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-from seg.checkpoint import CheckpointError, load_checkpoint
+from seg.checkpoint import CheckpointError
 from seg.data.samples import KITTI_SIZE, sample_frames
-from seg.infer.export import EXPORTERS, OPSET, ExportError, agreement, export_onnx, file_sha256
+from seg.infer.export import EXPORTERS, OPSET, ExportError, agreement, export_onnx, read_checkpoint
 from seg.infer.onnxrt import OrtNet
 from seg.infer.predictor import Predictor
 from seg.infer.upsample import upsample_argmax
@@ -52,24 +53,51 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="torch.onnx exporter: torchscript (seconds), dynamo (torch.export, slower), "
                         "auto (the first that works)")
     p.add_argument("--frames", type=int, default=4, help="validation frames to verify on (default 4)")
-    p.add_argument("--data", default=str(DEFAULT_DATA), help="Vistas-layout set whose validation frames are used")
-    p.add_argument("--kitti", default=str(SAMPLE_FRAMES), help="folder of KITTI-shaped frames (one is used)")
+    # None: the bundled folders, topped up with synthetic frames where they are missing; a folder given must exist.
+    p.add_argument("--data", default=None,
+                   help=f"Vistas-layout set whose validation frames are used (default {DEFAULT_DATA})")
+    p.add_argument("--kitti", default=None,
+                   help=f"folder of KITTI-shaped frames, one is used (default {SAMPLE_FRAMES})")
     return p
 
 
+def bad_paths(args: argparse.Namespace) -> str | None:
+    """Why the paths of `args` cannot be used (one line naming the path), or None.
+
+    An --out that is the checkpoint itself would be replaced by the graph; a --data or --kitti folder that
+    is missing would be replaced, silently, by synthetic frames.
+    """
+    out, ckpt = Path(args.out), Path(args.checkpoint)
+    try:
+        same = out.resolve() == ckpt.resolve() or (out.exists() and ckpt.exists() and os.path.samefile(out, ckpt))
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop; the export reports the path itself
+        same = False
+    if same:
+        return f"{out}: is the checkpoint itself; writing the graph there would replace it (choose another --out)"
+    for flag, folder in (("--data", args.data), ("--kitti", args.kitti)):
+        if folder is not None and not Path(folder).is_dir():
+            return f"{folder}: no such folder ({flag})"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Export, verify and print one line; 0 on success, 1 with one `error:` line otherwise."""
+    """Export, verify and print one line; 0 on success, 1 with one `error:` line otherwise (2: bad paths)."""
     parser = get_args_parser()
     args = parser.parse_args(argv)
     if args.opset < 17:
         parser.error("--opset must be at least 17")
     if args.frames < 1:
         parser.error("--frames must be at least 1")
+    problem = bad_paths(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     out = Path(args.out)
+    data, kitti = Path(args.data or DEFAULT_DATA), Path(args.kitti or SAMPLE_FRAMES)
     try:
-        ckpt = load_checkpoint(args.checkpoint)
-        export_onnx(ckpt, out, file_sha256(args.checkpoint), args.opset, args.exporter)
-        check = verify(out, args.checkpoint, args.frames, Path(args.data), Path(args.kitti))
+        ckpt, sha256 = read_checkpoint(args.checkpoint)
+        export_onnx(ckpt, out, sha256, args.opset, args.exporter)
+        check = verify(out, args.checkpoint, args.frames, data, kitti)
     except (CheckpointError, ExportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -3,24 +3,24 @@
 Why: on a small CPU onnxruntime runs the same fp32 network about twice as fast as torch, and its logits
 match torch's to ~1e-5.
 
-Cache: graphs live in `$SEG_CACHE_DIR` (default `~/.cache/seg`) under `onnx/<key>.onnx`, where the key
-hashes the checkpoint file's *content* (SHA-256) with the graph version, torch version and opset, so an
-edited, replaced or retrained checkpoint never meets an old graph, whatever its path or timestamp. A cached
-file is used only if its own metadata names the same checkpoint hash and key; otherwise (or if it does not
-load) it is rebuilt. A freshly built graph is checked against torch on one input before it is kept.
+Cache (`seg.infer.onnxcache`): graphs are kept per checkpoint content, in a folder only this user may
+write, each with a record of its own hash. Every load, cached or fresh, is checked against torch on one
+fixed input at the trained size before it is used; a graph that disagrees is rebuilt once, then refused.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from seg.cli import one_line
-from seg.infer.export import GRAPH_VERSION, OPSET, ExportError, agreement, export_onnx, file_sha256
+from seg.infer.export import ExportError, agreement, export_onnx
+from seg.infer.onnxcache import (cache_dir, cache_key, graph_folder, read_entry, read_trusted, remove_entry,
+                                 write_record)
+
+__all__ = ["MIN_AGREEMENT", "available", "cache_dir", "cache_key", "OrtNet", "load_or_build"]
 
 MIN_AGREEMENT = 0.999  # low-res argmax cells; fp32 vs fp32 differ only by summation order
 
@@ -30,25 +30,15 @@ def available() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
-def cache_dir() -> Path:
-    """Folder of cached graphs: $SEG_CACHE_DIR, else ~/.cache/seg."""
-    return Path(os.environ.get("SEG_CACHE_DIR") or Path.home() / ".cache" / "seg")
-
-
-def cache_key(sha256: str, opset: int = OPSET) -> str:
-    """File name (32 hex digits) of the cached graph of a checkpoint with content hash `sha256`."""
-    text = f"{sha256}|graph {GRAPH_VERSION}|torch {torch.__version__}|opset {opset}"
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
 class OrtNet:
     """An onnxruntime session over a seg graph: `net(x (N, 3, H, W) float) -> (N, C, h, w) float32` tensor.
 
     Args: path of the .onnx file; threads: intra-op threads (default: torch's current thread count, so
-    `--threads` means the same on both backends). Raises ExportError (one line) if the file does not load.
+    `--threads` means the same on both backends); data: the file's bytes when already read (then the session
+    is made from exactly those bytes, `path` only names it). Raises ExportError (one line) if it does not load.
     """
 
-    def __init__(self, path: str | Path, threads: int | None = None):
+    def __init__(self, path: str | Path, threads: int | None = None, data: bytes | None = None):
         import onnxruntime as ort  # here: without it the Predictor still imports, and falls back to torch
 
         self.path = Path(path)
@@ -60,7 +50,8 @@ class OrtNet:
         # image work that follows each frame, for no gain in the network's own time.
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self.session = ort.InferenceSession(str(self.path), so, providers=["CPUExecutionProvider"])
+            source = str(self.path) if data is None else data
+            self.session = ort.InferenceSession(source, so, providers=["CPUExecutionProvider"])
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types for bad files
             raise ExportError(f"{self.path}: onnxruntime cannot load it ({one_line(e, 160, kind=True)})") from None
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
@@ -83,32 +74,36 @@ def _check_against_torch(net: OrtNet, model: torch.nn.Module, input_size: tuple[
                           f"max abs logit difference {diff:.2e})")
 
 
-def load_or_build(ckpt_path: str | Path, ckpt: dict, model: torch.nn.Module, threads: int | None = None) -> OrtNet:
-    """The cached graph of the checkpoint at `ckpt_path`, built (and checked) if missing or stale.
+def load_or_build(sha256: str, ckpt: dict, model: torch.nn.Module, threads: int | None = None) -> OrtNet:
+    """The graph of the checkpoint whose file content hashes to `sha256`: the cached one (`seg.infer.onnxcache`)
+    when it is trusted and agrees with torch, else built, checked and cached.
 
-    `ckpt` is that file loaded, `model` its deployed (folded, eval) torch model, used for the check.
-    Raises ImportError without onnxruntime, ExportError (one line) when no usable graph can be made,
-    OSError when the cache folder cannot be written.
+    `ckpt` is that file loaded (from the very bytes hashed), `model` its deployed (folded, eval) torch model,
+    used for the check. Raises ImportError without onnxruntime, ExportError (one line) when no graph that
+    agrees with torch can be made, OSError when no safe cache folder can be written.
     """
     if not available():  # fail before spending seconds on an export nobody can run
         raise ImportError("onnxruntime is not installed")
-
-    sha = file_sha256(ckpt_path)
-    key = cache_key(sha)
-    path = cache_dir() / "onnx" / f"{key}.onnx"
-    if path.is_file():
+    size = tuple(int(v) for v in ckpt["input_size"])
+    folder, key = graph_folder(), cache_key(sha256)
+    path = folder / f"{key}.onnx"
+    graph = read_entry(folder, key, sha256)
+    if graph is not None:
         try:
-            net = OrtNet(path, threads)
-            meta = net.metadata
-            if meta.get("seg.checkpoint_sha256") == sha and meta.get("seg.graph_version") == str(GRAPH_VERSION):
-                return net
+            net = OrtNet(path, threads, data=graph)
+            _check_against_torch(net, model, size)
+            return net
         except ExportError:
-            pass  # unreadable cache entry: rebuilt below
-    export_onnx(ckpt, path, sha)
-    net = OrtNet(path, threads)
+            pass  # edited, corrupted or disagreeing: rebuilt below, both files replaced atomically
+    export_onnx(ckpt, path, sha256)
     try:
-        _check_against_torch(net, model, tuple(int(v) for v in ckpt["input_size"]))
-    except ExportError:
-        path.unlink(missing_ok=True)
+        graph = read_trusted(path)
+        if graph is None:
+            raise ExportError(f"{path}: the graph just written cannot be read back")
+        net = OrtNet(path, threads, data=graph)
+        _check_against_torch(net, model, size)
+        write_record(folder, key, sha256, graph)
+    except BaseException:
+        remove_entry(folder, key)
         raise
     return net

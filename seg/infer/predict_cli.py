@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+
+from PIL import Image
 
 from seg.checkpoint import CheckpointError
 from seg.cli import one_line
@@ -76,9 +79,8 @@ def predict_images(predictor: Predictor, files: list[Path], out: Path, overlay: 
                 raise ImageError(f.name, f"same output name {f.stem}.png as {written[f.stem]}; skipped")
             image = load_image(f)
             labels = predictor.predict(image)
-            to_label_png(labels, predictor.classes).save(out / f"{f.stem}.png")
-            if overlay:
-                overlay_image(image, labels, predictor.classes).save(out / f"{f.stem}_overlay.jpg", quality=90)
+            write_outputs(out, f.stem, to_label_png(labels, predictor.classes),
+                          overlay_image(image, labels, predictor.classes) if overlay else None)
             written[f.stem] = str(f)
             print(out / f"{f.stem}.png")
         except ImageError as e:
@@ -91,3 +93,22 @@ def predict_images(predictor: Predictor, files: list[Path], out: Path, overlay: 
             failed += 1
             print(f"error: {f.name}: {one_line(e, kind=True)}", file=sys.stderr)
     return failed
+
+
+def write_outputs(out: Path, stem: str, label_png: Image.Image, overlay: Image.Image | None) -> None:
+    """Write OUT/<stem>.png and, unless None, OUT/<stem>_overlay.jpg: both under hidden temporary names
+    first, renamed only once both are written, so a failed one (JPEG stops at 65500 px a side) leaves
+    neither, and older outputs as they were. Raises OSError or ValueError from the encoders."""
+    outputs = [(label_png, out / f"{stem}.png", {"format": "PNG"})]
+    if overlay is not None:
+        outputs.append((overlay, out / f"{stem}_overlay.jpg", {"format": "JPEG", "quality": 90}))
+    temps = []
+    try:
+        for image, path, options in outputs:
+            temps.append(path.with_name(f".{path.name}.part"))
+            image.save(temps[-1], **options)
+        for tmp, (_, path, _) in zip(temps, outputs):
+            os.replace(tmp, path)
+    finally:
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from seg.checkpoint import load_checkpoint, model_from_checkpoint
+from seg.checkpoint import model_from_checkpoint
 from seg.cli import one_line
 from seg.classes import ClassTable
 from seg.device import BACKENDS, PRECISIONS, autocast_dtype, describe, resolve_device, resolve_precision
@@ -28,6 +28,7 @@ from seg.imageio import load_image
 from seg.paths import DEFAULT_CHECKPOINT
 from seg.infer import onnxrt
 from seg.infer.deploy import fold_conv_bn, model_size
+from seg.infer.export import read_checkpoint
 from seg.infer.upsample import confidence_map, upsample_argmax, upsample_argmax_t, upsample_confidence
 
 log = logging.getLogger("seg")
@@ -54,7 +55,8 @@ class Predictor:
         backend: "auto" (onnxruntime on the CPU when installed and no bf16 is asked for, torch otherwise),
             "torch" or "onnxruntime" (CPU only). A graph that cannot be built or loaded falls back to
             torch with one warning line (logger "seg").
-    Raises CheckpointError (one line) for an unusable checkpoint, ValueError for a bad device/precision/backend.
+    Raises CheckpointError (one line) for an unusable checkpoint, ValueError for a bad device/precision/backend
+    or threads < 1.
     """
 
     def __init__(self, checkpoint=None, device="auto", threads: int | None = None, precision: str = "auto",
@@ -64,6 +66,8 @@ class Predictor:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         if threads is not None:
+            if int(threads) < 1:
+                raise ValueError(f"threads must be at least 1, got {threads}")
             torch.set_num_threads(int(threads))
         self.device = resolve_device(device)
         torch_precision = resolve_precision(precision, self.device)  # checked before any loading
@@ -71,7 +75,7 @@ class Predictor:
             raise ValueError("the onnxruntime backend runs fp32 on the CPU; use --device cpu and --precision "
                              "auto/fp32, or --backend torch")
         path = Path(checkpoint) if checkpoint is not None else DEFAULT_CHECKPOINT
-        ckpt = load_checkpoint(path)
+        ckpt, sha256 = read_checkpoint(path)  # one read: the graph cache is keyed by what was loaded
         self.classes = ClassTable.from_dict(ckpt["classes"])
         self.input_size = (int(ckpt["input_size"][0]), int(ckpt["input_size"][1]))
         model = model_from_checkpoint(ckpt)
@@ -83,7 +87,7 @@ class Predictor:
         note = None
         if backend == "onnxruntime":
             try:
-                self._onnx = onnxrt.load_or_build(path, ckpt, self.model, threads)
+                self._onnx = onnxrt.load_or_build(sha256, ckpt, self.model, threads)
             except (ImportError, OSError, RuntimeError) as e:  # ExportError is a RuntimeError
                 note = f"onnxruntime backend unavailable ({one_line(e)}); using torch"
                 log.warning("warning: %s", note)

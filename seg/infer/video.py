@@ -6,8 +6,11 @@
 `segment_clip` turns a reader's frames into DIR/<stem>_overlay.mp4 (H.264 for browsers, `seg.infer.clipio`).
 The classes present in each frame are listed in its top-left corner (`burn_legend`). With --frames,
 DIR/<stem>/000000.png... hold the label maps (paletted, pixel value = class id) of the clip's frames in
-order. Outputs are written under hidden temporary names and renamed when complete: a clip that fails leaves
-nothing behind. The command-line side is `seg.infer.clip_cli`.
+order. Each output frame keeps its source frame's time, so the clip lasts as long as the part of the source
+it covers, variable frame rates included. Outputs are written under hidden temporary names and renamed when
+complete: a clip that fails leaves nothing behind. A clip whose stem is empty or hidden (`..mp4`: ".") is
+refused, as its outputs would land on OUT itself or on another clip's temporaries. The command-line side
+is `seg.infer.clip_cli`.
 
 The clip readers, writer and `VideoError` live in `seg.infer.clipio`; they are importable from here too, so
 one import serves a caller that reads and segments clips (the app).
@@ -29,7 +32,7 @@ from seg.classes import ClassTable
 from seg.infer.clipio import VIDEO_EXTENSIONS, ClipReader, ClipWriter, FolderReader, VideoError, is_video
 from seg.viz import legend, overlay_image, to_label_png
 
-__all__ = ["LEGEND_MIN_SHARE", "burn_legend", "segment_clip", "replace_dir",
+__all__ = ["LEGEND_MIN_SHARE", "burn_legend", "segment_clip", "output_stem", "replace_dir",
            "VIDEO_EXTENSIONS", "ClipReader", "ClipWriter", "FolderReader", "VideoError", "is_video"]
 
 LEGEND_MIN_SHARE = 0.002  # classes under 0.2% of a frame stay out of its legend
@@ -68,28 +71,36 @@ def segment_clip(predictor, reader, out: Path, every: int = 1, max_frames: int |
     """Segment `reader`'s frames (every `every`-th, at most `max_frames`) into OUT/<stem>_overlay.mp4 and,
     with `frames`, OUT/<stem>/NNNNNN.png. `progress`: a tqdm bar on stderr; `on_frame(done, total or None)`
     is called after each frame. Returns dict(path, frames_dir or None, frames, seconds, fps_out,
-    shares (frames, C) float32: each frame's pixel share per class).
+    shares (frames, C) float32: each frame's pixel share per class, times (frames,) float64: each output
+    frame's time in seconds, from the source's timestamps).
 
     `predictor` is a `seg.infer.predictor.Predictor` (or anything with its `predict` and `classes`);
-    `reader` a `ClipReader` or `FolderReader`. The output clip runs at the source rate / `every`, so it lasts
-    as long as the part of the source it covers. Raises VideoError; then no output is left (earlier complete
-    outputs of the same stem are kept).
+    `reader` a `ClipReader` or `FolderReader`. The output frames keep the source's times (nominal rate:
+    the source's / `every`), so the clip lasts as long as the part of the source it covers. Raises
+    VideoError (also for a stem `output_stem` refuses); then no output is left (earlier complete outputs
+    of the same stem are kept).
     """
     out = Path(out)
+    try:
+        stem = output_stem(reader)
+    except VideoError:
+        reader.close()
+        raise
     out.mkdir(parents=True, exist_ok=True)
     fps, total = reader.fps / every, expected_frames(reader.total, every, max_frames)
-    outputs = _ClipOutputs(out, reader.stem, fps)
-    t0, shares = time.perf_counter(), []
+    outputs = _ClipOutputs(out, stem, fps)
+    t0, shares, times = time.perf_counter(), [], []
     bar = tqdm(total=total, unit="frame", desc=reader.stem, disable=not progress, leave=False)
     try:
         if frames:
             outputs.start_pngs()
-        for i, rgb in _picked(reader, every, max_frames):
+        for i, t, rgb in _picked(reader.timed(), every, max_frames):
             outputs.open_for(reader.name, i, rgb)
             labels = predictor.predict(rgb)
             shares.append(class_shares(labels, len(predictor.classes)))
+            times.append(float(t))
             outputs.write(overlay_frame(rgb, labels, predictor.classes, alpha), labels if frames else None,
-                          predictor.classes)
+                          predictor.classes, t)
             bar.update(1)
             if on_frame is not None:
                 on_frame(outputs.n, total)
@@ -104,7 +115,16 @@ def segment_clip(predictor, reader, out: Path, every: int = 1, max_frames: int |
         replace_dir(outputs.png_tmp, outputs.png_dir)
     seconds = time.perf_counter() - t0
     return {"path": outputs.clip, "frames_dir": outputs.png_dir if frames else None, "frames": outputs.n,
-            "seconds": seconds, "fps_out": float(fps), "shares": np.stack(shares)}
+            "seconds": seconds, "fps_out": float(fps), "shares": np.stack(shares), "times": np.array(times)}
+
+
+def output_stem(reader) -> str:
+    """The name a reader's outputs are made from (`reader.stem`). Raises VideoError for an empty or hidden
+    one: `..mp4` has stem ".", whose frames folder would be OUT itself, and hidden names are the temporaries'."""
+    stem = str(reader.stem)
+    if not stem or stem.startswith("."):
+        raise VideoError(reader.name, f"its output name {stem!r} would be empty or hidden; rename it")
+    return stem
 
 
 def expected_frames(declared: int | None, every: int, max_frames: int | None) -> int | None:
@@ -115,13 +135,15 @@ def expected_frames(declared: int | None, every: int, max_frames: int | None) ->
     return total
 
 
-def _picked(frames: Iterable[np.ndarray], every: int, max_frames: int | None) -> Iterator[tuple[int, np.ndarray]]:
-    """(source index, frame) of every `every`-th frame, at most `max_frames`; decodes no frame past the last."""
+def _picked(timed: Iterable[tuple[Fraction, np.ndarray]], every: int,
+            max_frames: int | None) -> Iterator[tuple[int, Fraction, np.ndarray]]:
+    """(source index, time, frame) of every `every`-th (time, frame), at most `max_frames`; decodes no frame
+    past the last."""
     n = 0
-    for i, rgb in enumerate(frames):
+    for i, (t, rgb) in enumerate(timed):
         if i % every:
             continue
-        yield i, rgb
+        yield i, t, rgb
         n += 1
         if max_frames is not None and n >= max_frames:
             return
@@ -160,11 +182,12 @@ class _ClipOutputs:
             raise VideoError(name, f"frame {i} is {rgb.shape[1]}x{rgb.shape[0]}, the first was "
                                    f"{self.writer.size[1]}x{self.writer.size[0]}")
 
-    def write(self, picture: np.ndarray, labels: np.ndarray | None, classes: ClassTable) -> None:
-        """Add one overlay frame to the clip and, unless None, its label map as the next PNG."""
+    def write(self, picture: np.ndarray, labels: np.ndarray | None, classes: ClassTable, t: Fraction) -> None:
+        """Add one overlay frame, shown from `t` seconds, to the clip and, unless None, its label map as the
+        next PNG."""
         if labels is not None:
             to_label_png(labels, classes).save(self.png_tmp / f"{self.n:06d}.png")
-        self.writer.write(picture)
+        self.writer.write(picture, t)
         self.n += 1
 
     def finish(self, name: str) -> None:
