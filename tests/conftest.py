@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -53,3 +54,15 @@ def _onnx_cache(tmp_path_factory):
         os.environ.pop("SEG_CACHE_DIR", None)
     else:
         os.environ["SEG_CACHE_DIR"] = saved
+
+
+def run_main(main, capsys, *args) -> subprocess.CompletedProcess:
+    """A command's `main(ARGS)` in this process, as a CompletedProcess: no second torch import (seconds on
+    this CPU) per call; argparse's exits (--help, usage errors) give their code."""
+    capsys.readouterr()
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, out.out, out.err)

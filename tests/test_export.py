@@ -16,6 +16,8 @@ from seg.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
 from seg.classes import VISTAS
 from seg.infer.export import deployed_model, export_onnx, file_sha256
 from seg.model import create_model
+from conftest import run_main
+from seg.infer.export_cli import main as export_main
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -88,16 +90,8 @@ def test_graph_computes_torch_logits_at_any_size(exported, ckpt_path, shape):
 
 
 def _main(capsys, *args) -> subprocess.CompletedProcess:
-    """`seg.export.main(ARGS)` in this process (no second torch import), as a CompletedProcess."""
-    from seg.export import main
-
-    capsys.readouterr()
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as e:  # argparse: --help, usage errors
-        code = e.code
-    out = capsys.readouterr()
-    return subprocess.CompletedProcess(args, code, out.out, out.err)
+    """`python -m seg.export ARGS` in this process."""
+    return run_main(export_main, capsys, *args)
 
 
 def test_cli_help(capsys):

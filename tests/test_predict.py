@@ -16,6 +16,8 @@ from seg.checkpoint import CheckpointError, make_checkpoint, model_from_checkpoi
 from seg.classes import VISTAS
 from seg.infer.deploy import fold_conv_bn, model_size
 from seg.infer.predictor import Prediction, Predictor
+from conftest import run_main
+from seg.infer.predict_cli import main as predict_main
 
 REPO = Path(__file__).resolve().parent.parent
 ARCHS = ("lraspp_mobilenet_v3_large", "lraspp_plus_mobilenet_v3_large")  # 1/8- and 1/4-resolution logits
@@ -147,16 +149,8 @@ def _cli(*args, cwd=REPO):
 
 
 def _main(capsys, *args) -> subprocess.CompletedProcess:
-    """`seg.predict.main(ARGS)` in this process (no second torch import), as a CompletedProcess."""
-    from seg.predict import main
-
-    capsys.readouterr()
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as e:  # argparse usage errors
-        code = e.code
-    out = capsys.readouterr()
-    return subprocess.CompletedProcess(args, code, out.out, out.err)
+    """`python -m seg.predict ARGS` in this process."""
+    return run_main(predict_main, capsys, *args)
 
 
 @pytest.mark.slow

@@ -21,6 +21,8 @@ from seg.classes import VISTAS
 from seg.model import create_model
 from seg.infer.video import burn_legend
 from seg.viz import legend, overlay_image
+from conftest import run_main
+from seg.infer.predict_cli import main as predict_main
 
 ARCH = "lraspp_mobilenet_v3_large"
 REPO = Path(__file__).resolve().parent.parent
@@ -77,25 +79,10 @@ def decode(path: Path) -> tuple[list[np.ndarray], dict]:
     return frames, info
 
 
-class Run:
-    def __init__(self, returncode: int, stdout: str, stderr: str):
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
 @pytest.fixture
 def cli(capsys):
-    """`python -m seg.predict ARGS` in this process (importing torch again per call costs ~20 s here)."""
-    from seg.infer.predict_cli import main
-
-    def run(*args) -> Run:
-        capsys.readouterr()
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as e:  # argparse usage errors
-            code = e.code
-        out = capsys.readouterr()
-        return Run(code, out.out, out.err)
-    return run
+    """`python -m seg.predict ARGS` in this process."""
+    return lambda *args: run_main(predict_main, capsys, *args)
 
 
 def labels_of(folder: Path) -> list[np.ndarray]:
