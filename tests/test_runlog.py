@@ -228,5 +228,6 @@ def test_a_log_that_is_not_a_regular_file_is_refused_without_blocking(tmp_path):
         with pytest.raises(runlog.RunLogError, match=r"metrics.jsonl: not a regular file"):
             runlog.read_log(fifo)
     finally:
-        os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))  # lets a writer still waiting in open() go
+        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # held open: the writer's open() returns, now or later
         writer.join()
+        os.close(reader)
