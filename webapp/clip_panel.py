@@ -2,28 +2,33 @@
 playing in the page, its download, frames/s and the class shares over time. Computation: webapp.clips."""
 from __future__ import annotations
 
+import hashlib
+
 import streamlit as st
 
 from seg.cli import one_line
-from webapp import clips, views
+from webapp import clips, ui, views
 from webapp.escape import md
 
-PROGRESS_STEPS = 50  # replayed from the cache on every rerun: keep them few
+PROGRESS_STEPS = 50  # a bar update is a message to the browser: keep them few
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
-def _segment(_pred, key: str, name: str, data: bytes):
-    bar = st.progress(0.0, text=f"Segmenting {md(name)}…")
-    shown = [-1]
+def _segment(pred, key: str, name: str, data: bytes):
+    """clips.run_clip with a progress bar, kept in ui.pixel_cache (by model key, name and the bytes' hash)."""
+    def run():
+        bar = st.progress(0.0, text=f"Segmenting {md(name)}…")
+        shown = [-1]
 
-    def on_frame(done: int, total: int | None) -> None:
-        total = total or clips.MAX_CLIP_FRAMES
-        step = int(PROGRESS_STEPS * done / total)
-        if step != shown[0]:
-            shown[0] = step
-            bar.progress(min(done / total, 1.0), text=f"Segmenting {md(name)}: frame {done:,} of {total:,}…")
+        def on_frame(done: int, total: int | None) -> None:
+            total = total or clips.MAX_CLIP_FRAMES
+            step = int(PROGRESS_STEPS * done / total)
+            if step != shown[0]:
+                shown[0] = step
+                bar.progress(min(done / total, 1.0), text=f"Segmenting {md(name)}: frame {done:,} of {total:,}…")
 
-    return clips.run_clip(_pred, name, data, on_frame)
+        return clips.run_clip(pred, name, data, on_frame)
+
+    return ui.pixel_cache().get_or_compute(("clip", key, name, hashlib.sha256(data).digest()), run)
 
 
 def show(pred, key: str, inputs: list[tuple[str, bytes]]) -> None:
@@ -33,7 +38,7 @@ def show(pred, key: str, inputs: list[tuple[str, bytes]]) -> None:
         st.divider()
         slot = st.empty()
         try:
-            with slot.container():  # the bar (and its replay on cache hits) lives here and is cleared after
+            with slot.container():  # the bar lives here and is cleared after
                 res = _segment(pred, key, name, data)
         except Exception as e:  # noqa: BLE001 — one bad clip must not take the others (or the frames) down
             res = views.InferenceFailure(name, f"{name}: could not be segmented ({one_line(e, kind=True)})")

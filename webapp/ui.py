@@ -2,8 +2,8 @@
 
 Computation lives in seg/; this file only adds Streamlit caching and small display helpers around it.
 The model is loaded once per process (st.cache_resource) and shared by every session; it is only read.
-Decoded frames, predictions and confidences are kept in one cache bounded by bytes (`pixel_cache`), also
-shared by every session. Text a user can choose (paths, file, run and class names) goes through
+Decoded frames, predictions, confidences and segmented clips are kept in one cache bounded by bytes
+(`pixel_cache`), also shared by every session. Text a user can choose (paths, file, run and class names) goes through
 webapp.escape before Streamlit renders it as Markdown.
 """
 from __future__ import annotations
@@ -25,8 +25,9 @@ from webapp import escape, machine, models, provenance, views
 from webapp.bytecache import ByteLRU
 
 CTX_KEY = "_seg_ctx"
-# Decoded frames, predictions and confidences kept for reruns (a slider moved), all sessions together:
-# two 40-megapixel uploads' results (image, labels, confidence: 8 bytes a pixel), or hundreds of small ones.
+# Decoded frames, predictions, confidences and segmented clips kept for reruns (a slider moved), all sessions
+# together: two 40-megapixel uploads' results (image, labels, confidence: 8 bytes a pixel), or hundreds of
+# small ones.
 PIXEL_CACHE_BYTES = 768 * 2**20
 
 
@@ -223,7 +224,7 @@ def load_run(run_dir: Path, name: str) -> runlog.RunData:
 
 @st.cache_resource
 def pixel_cache() -> ByteLRU:
-    """The process's cache of decoded frames, predictions and confidences (PIXEL_CACHE_BYTES at most)."""
+    """The process's cache of decoded frames, predictions, confidences and clips (PIXEL_CACHE_BYTES at most)."""
     return ByteLRU(PIXEL_CACHE_BYTES)
 
 
