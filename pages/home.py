@@ -5,6 +5,7 @@ from webapp import ui
 from webapp import config
 from webapp import views
 from webapp import provenance
+from webapp.escape import code, md
 from seg.train import runlog
 
 ctx = ui.context()
@@ -17,7 +18,7 @@ ui.header(
 st.subheader("Loaded checkpoint")
 pred = None
 if ctx.checkpoint is None:
-    st.warning(f"No usable checkpoint: {ctx.errors.get('checkpoint')}", icon=":material/warning:")
+    st.warning(f"No usable checkpoint: {md(ctx.errors.get('checkpoint'))}", icon=":material/warning:")
 else:
     pred = ui.predictor(ctx)
     meta = pred.meta
@@ -33,14 +34,14 @@ else:
     cols[3].metric(label, f"{miou:.1%}" if miou is not None else "not evaluated",
                    help="Recorded in the checkpoint by seg.train: the mean IoU over the classes present in its "
                         "validation frames, not over all the classes of the table.")
-    st.markdown(f"**Architecture** `{meta.get('arch', '?')}` &nbsp;·&nbsp; **File** "
-                f"`{config.display_path(ctx.checkpoint)}`")
+    st.markdown(f"**Architecture** {code(meta.get('arch', '?'))} &nbsp;·&nbsp; **File** "
+                f"{code(config.display_path(ctx.checkpoint))}")
     if origin["train"] is None:
         st.caption("The checkpoint does not record what it was trained on.")
     else:
         frames = f"its first {origin['eval_limit']} frames" if origin["eval_limit"] else "all of its frames"
-        text = (f"**Trained on** {origin['train']}. **{label}** measured during training on `{origin['val']}`, "
-                f"{frames}.")
+        text = (f"**Trained on** {md(origin['train'])}. **{label}** measured during training on "
+                f"{code(origin['val'])}, {md(frames)}.")
         if origin["synthetic"]:
             text += (" Both are renders of one procedural street world in the Vistas layout: the score says how "
                      "well the model learned that world. Expect much worse results on real photos (Vistas, KITTI, "
@@ -53,7 +54,7 @@ c1, c2 = st.columns(2)
 with c1:
     st.markdown("**Dataset**")
     if ctx.data:
-        st.markdown(f"`{config.display_path(ctx.data)}`")
+        st.markdown(code(config.display_path(ctx.data)))
         splits = views.list_splits(ctx.data)
         if splits:
             split = "validation" if "validation" in splits else splits[0]
@@ -61,18 +62,18 @@ with c1:
             try:
                 n_cls, n_files = ui.classes_present(str(ctx.data), split, stamp)
                 kind = "synthetic renders" if provenance.is_bundled_synthetic(ctx.data) else "frames"
-                st.caption(f"{split}: {n_cls} classes have pixels in the labels of {n_files:,} {kind} "
+                st.caption(f"{md(split)}: {n_cls} classes have pixels in the labels of {n_files:,} {kind} "
                            f"(read from its label files).")
             except (OSError, ValueError) as e:
-                st.caption(f":red[{e}]")
+                st.caption(f":red[{md(e)}]")
     else:
-        st.markdown(f":red[{ctx.errors.get('data')}]")
+        st.markdown(f":red[{md(ctx.errors.get('data'))}]")
 with c2:
     st.markdown("**Runs folder**")
     if ctx.runs:
-        st.markdown(f"`{config.display_path(ctx.runs)}` · {len(runs)} run{'s' * (len(runs) != 1)} found")
+        st.markdown(f"{code(config.display_path(ctx.runs))} · {len(runs)} run{'s' * (len(runs) != 1)} found")
     else:
-        st.markdown(f":red[{ctx.errors.get('runs')}]")
+        st.markdown(f":red[{md(ctx.errors.get('runs'))}]")
 
 if pred is not None:
     st.subheader("This machine")
@@ -89,10 +90,10 @@ if pred is not None:
     m[4].metric(f"ms per {speed['size'][1]}×{speed['size'][0]} frame", f"{speed['ms']:.0f}",
                 help="Measured here when the model was loaded: median of 3 runs of predict_full (labels and "
                      "confidence, the Inference page's path), after a warm-up. Other work on the machine slows it.")
-    st.caption(f"{speed['name']} · native bf16: {'yes' if speed['bf16_native'] else 'no'}. The README's speed "
+    st.caption(f"{md(speed['name'])} · native bf16: {'yes' if speed['bf16_native'] else 'no'}. The README's speed "
                "table was measured on another machine; this is the figure that applies here.")
     if speed.get("backend_note"):
-        st.caption(f":orange[{speed['backend_note']}]")
+        st.caption(f":orange[{md(speed['backend_note'])}]")
 
 st.subheader("Pages")
 c1, c2, c3 = st.columns(3)

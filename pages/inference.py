@@ -8,6 +8,8 @@ from webapp import views
 from webapp import models
 from webapp import clips
 from webapp import provenance
+from webapp.escape import md
+from seg.cli import one_line
 from seg.data.vistas import DataError, list_images
 
 ctx = ui.context()
@@ -20,7 +22,7 @@ classes = pred.classes
 ab = ui.predictor_b(ctx)  # (B's predictor, Comparison) when a checkpoint is picked as B, else None
 if ab:
     name_a, name_b = ui.ab_names(ctx)
-    st.info(f"A/B: each frame through **{name_a}** (A) and **{name_b}** (B), each shown in its own classes, "
+    st.info(f"A/B: each frame through **{md(name_a)}** (A) and **{md(name_b)}** (B), each shown in its own classes, "
             f"and where they disagree in the {len(ab[1].table)} classes they share. Clips use A.",
             icon=":material/compare:")
 
@@ -77,7 +79,7 @@ def show_b(i: int, name: str, data: bytes, res) -> None:
     pred_b, cmp = ab
     res_b = ui.infer(pred_b, ui.model_key(pred_b), name, data)
     if isinstance(res_b, views.InferenceFailure):
-        st.error(f"B: {res_b.message}", icon=":material/broken_image:")
+        st.error(f"B: {md(res_b.message)}", icon=":material/broken_image:")
         return
     diff, share = models.disagreement(res.image, cmp.fold(res.labels, "a"), cmp.fold(res_b.labels, "b"))
     cols = [st.container() for _ in range(3)] if views.is_wide(res.image.shape) else st.columns(3)
@@ -87,25 +89,21 @@ def show_b(i: int, name: str, data: bytes, res) -> None:
     with cols[1]:
         components.pixel_inspector(views.mask_view(res_b.labels, pred_b.classes), res_b.labels,
                                        pred_b.classes.readable, f"B · {name_b} (hover)", key=f"inf_inspect_b_{i}_{name}")
-    cols[2].image(diff, caption=f"A and B disagree on {share:.1%} of pixels (magenta)", width="stretch")
-    st.caption(f"B · {name_b}: {res_b.ms:.0f} ms")
+    ui.image(cols[2], diff, f"A and B disagree on {share:.1%} of pixels (magenta)")
+    st.caption(f"B · {md(name_b)}: {res_b.ms:.0f} ms")
     ui.legend_chips(res_b.legend)
 
 
-batch = {}  # file name in the zip -> PNG bytes, for "Download all"
-all_slot = st.empty()
-for i, (name, data, is_sample) in enumerate(frames):
-    st.divider()
-    try:
-        res = ui.infer(pred, ui.model_key(pred), name, data)
-    except Exception as e:  # noqa: BLE001 — one bad frame must not take the others down
-        res = views.InferenceFailure(name, f"{name}: could not be segmented ({type(e).__name__}: {e})")
+def show_frame(i: int, name: str, data: bytes, is_sample: bool) -> dict[str, bytes]:
+    """Frame `i` of the batch: its views, legend and downloads (and B's, in A/B mode). Returns its entries
+    for "Download all" ({zip name: PNG bytes}); none for a file that could not be segmented."""
+    res = ui.infer(pred, ui.model_key(pred), name, data)
     if isinstance(res, views.InferenceFailure):
-        st.error(res.message, icon=":material/broken_image:")
-        continue
+        st.error(md(res.message), icon=":material/broken_image:")
+        return {}
     h, w = res.labels.shape
     wide = views.is_wide(res.image.shape)
-    st.markdown(f"**{name}**" + (" · synthetic sample" if is_sample and samples_synthetic else ""))
+    st.markdown(f"**{md(name)}**" + (" · synthetic sample" if is_sample and samples_synthetic else ""))
     st.caption(f"{w}×{h} px · inference {res.ms:.0f} ms on this machine (labels + confidence; see Home)")
     if res.note:
         st.caption(res.note)
@@ -116,8 +114,8 @@ for i, (name, data, is_sample) in enumerate(frames):
     inspect = dict(labels=res.labels, names=classes.readable, confidence=res.confidence, key=f"inf_inspect_{i}_{name}")
     if view == "Side by side":
         cols = [st.container() for _ in range(3)] if wide else st.columns(3)
-        cols[0].image(res.image, caption="Input", width="stretch")
-        cols[1].image(mask, caption="Segmentation map", width="stretch")
+        ui.image(cols[0], res.image, "Input")
+        ui.image(cols[1], mask, "Segmentation map")
         with cols[2]:
             components.pixel_inspector(overlay, caption=f"Overlay ({alpha:.0%}) · hover for a readout", **inspect)
     elif view == "Overlay":
@@ -127,22 +125,32 @@ for i, (name, data, is_sample) in enumerate(frames):
     if show_conf:
         conf_rgb, unsure = views.confidence_view(res.confidence, threshold)
         caption = f"Confidence (white = sure, magenta < {threshold:.0%}: {unsure:.1%} of pixels)"
-        if wide:
-            st.image(conf_rgb, caption=caption, width="stretch")
-        else:
-            st.columns(3)[0].image(conf_rgb, caption=caption, width="stretch")
+        ui.image(st if wide else st.columns(3)[0], conf_rgb, caption)
     ui.legend_chips(res.legend)
     if ab:
         show_b(i, name, data, res)
     stem = views.stem_of(name)
     label_png, overlay_png = views.label_png_bytes(res.labels, classes), views.png_bytes(overlay)
-    batch[f"{i:03d}_{stem}_labels.png"], batch[f"{i:03d}_{stem}_overlay.png"] = label_png, overlay_png
     with st.container(horizontal=True):
         st.download_button("Label map (PNG)", label_png, f"{stem}_labels.png", "image/png", key=f"dl_lbl_{i}_{name}",
                            on_click="ignore", icon=":material/download:", width="content",
                            help="Paletted PNG: pixel values are Vistas class ids.")
         st.download_button("Overlay (PNG)", overlay_png, f"{stem}_overlay.png", "image/png", key=f"dl_ovl_{i}_{name}",
                            on_click="ignore", icon=":material/download:", width="content")
+    return {f"{i:03d}_{stem}_labels.png": label_png, f"{i:03d}_{stem}_overlay.png": overlay_png}
+
+
+batch = {}  # file name in the zip -> PNG bytes, for "Download all"
+all_slot = st.empty()
+for i, (name, data, is_sample) in enumerate(frames):
+    st.divider()
+    slot = st.empty()  # a frame that fails half-drawn is replaced by its one error line
+    try:
+        with slot.container():
+            batch.update(show_frame(i, name, data, is_sample))
+    except Exception as e:  # noqa: BLE001 — one bad frame must not take the others down
+        slot.error(md(f"{name}: could not be segmented or shown ({one_line(e, kind=True)})"),
+                   icon=":material/broken_image:")
 
 if len(batch) > 2:
     all_slot.download_button(f"Download all ({len(batch) // 2} frames: label maps and overlays, zip)",

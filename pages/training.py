@@ -4,6 +4,7 @@ import streamlit as st
 from webapp import components
 from webapp import ui
 from webapp import figures
+from webapp.escape import md
 from seg.train import runlog
 
 REFRESH_S = 5.0
@@ -19,7 +20,7 @@ if ctx.runs is not None:
     for d in runlog.list_runs(ctx.runs, ctx.config.roots):
         candidates.setdefault(d.resolve(), runlog.run_name(d, ctx.runs))
 elif ctx.errors.get("runs"):
-    st.warning(f"Runs folder not used: {ctx.errors['runs']}", icon=":material/warning:")
+    st.warning(f"Runs folder not used: {md(ctx.errors['runs'])}", icon=":material/warning:")
 if not candidates:
     st.info("No runs found: point the sidebar's runs folder at a folder holding `metrics.jsonl` files "
             "(written by `python -m seg.train --out RUNDIR`).", icon=":material/info:")
@@ -44,19 +45,31 @@ def fmt_duration(s):
     return f"{s // 3600}h {s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m {s % 60:02d}s"
 
 
+def some(items: list, n: int = 10) -> str:
+    """The first `n` of `items`, comma-separated, with "…" when there are more."""
+    return ", ".join(map(str, items[:n])) + (" …" if len(items) > n else "")
+
+
 def load_runs(names: list[str]) -> list:
-    """The chosen runs' parsed logs; a run that cannot be read, or broken lines in one, are said on the page."""
+    """The chosen runs' parsed logs; a run that cannot be read is one error line, and a run with broken lines
+    or bad values (NaN, text where a number belongs) one warning line naming it."""
     runs = []
     for name in names:
         try:
             runs.append(ui.load_run(by_name[name], name))
         except (OSError, runlog.RunLogError) as e:
-            st.error(str(e), icon=":material/error:")
+            st.error(md(f"{name}: {e}"), icon=":material/error:")
     for r in runs:
+        said = []
         if r.bad_lines:
-            lines = ", ".join(map(str, r.bad_lines[:10])) + (" …" if len(r.bad_lines) > 10 else "")
-            st.warning(f"{r.path}: skipped {len(r.bad_lines)} broken line{'s' * (len(r.bad_lines) != 1)} "
-                       f"(line {lines}); the rest of the run is shown.", icon=":material/warning:")
+            said.append(f"skipped {len(r.bad_lines)} broken line{'s' * (len(r.bad_lines) != 1)} "
+                        f"(line {some(r.bad_lines)})")
+        if r.bad_values:
+            said.append(f"left out {len(r.bad_values)} value{'s' * (len(r.bad_values) != 1)} that are not finite "
+                        f"numbers ({some([f'line {n}: {k}' for n, k in r.bad_values], 5)})")
+        if said:
+            st.warning(md(f"{r.name} ({r.path}): {' and '.join(said)}; the rest of the run is shown."),
+                       icon=":material/warning:")
     return runs
 
 
@@ -141,7 +154,8 @@ def charts():
         return
     live = [r.name for r in runs if r.live]
     if live:
-        st.caption(f":green[●] live: {', '.join(live)}" + (f" — refreshing every {REFRESH_S:.0f} s" if auto else ""))
+        st.caption(f":green[●] live: {', '.join(map(md, live))}"
+                   + (f" — refreshing every {REFRESH_S:.0f} s" if auto else ""))
     curves(runs)
     summary(runs)
     calibration(runs)

@@ -10,7 +10,7 @@ from seg import classmap
 from webapp import figures
 from webapp import provenance
 from seg.data.vistas import DataError
-from seg.paths import printable
+from webapp.escape import code, md
 
 DEFAULT_LIMIT = 300  # frames scored by default; each frame is scored once per checkpoint and kept
 
@@ -21,7 +21,7 @@ def or_stop(work):
     try:
         return work()
     except (DataError, ValueError, OSError) as e:
-        st.error(printable(e), icon=":material/error:")
+        st.error(md(e), icon=":material/error:")
         st.stop()
 
 
@@ -32,7 +32,7 @@ def pct(x) -> str:
 def show_ab_frame(image, truth, labels, labels_b, score, score_b, i) -> None:
     """One frame in A/B mode: Original | A | B | Ground truth | where A and B disagree, then each class's IoU
     in this frame for both, where B loses most first."""
-    st.markdown(f"**{score.stem}** &nbsp; mIoU A {pct(score.miou)} · B {pct(score_b.miou)} &nbsp; "
+    st.markdown(f"**{md(score.stem)}** &nbsp; mIoU A {pct(score.miou)} · B {pct(score_b.miou)} &nbsp; "
                 f"pixel accuracy A {pct(score.pixel_acc)} · B {pct(score_b.pixel_acc)}")
     if as_overlay:
         panels = [views.overlay_view(image, x, classes, alpha, only) for x in (labels, labels_b, truth)]
@@ -42,15 +42,15 @@ def show_ab_frame(image, truth, labels, labels_b, score, score_b, i) -> None:
         panels = [views.outline(v, x) for v, x in zip(panels, (labels, labels_b, truth))]
     diff, share = models.disagreement(image, labels, labels_b)
     cols = [st.container() for _ in range(5)] if views.is_wide(image.shape) else st.columns(5)
-    cols[0].image(image, caption="Original", width="stretch")
+    ui.image(cols[0], image, "Original")
     with cols[1]:
         components.pixel_inspector(panels[0], labels, classes.readable, f"A · {name_a} (hover)",
                                        key=f"val_inspect_a_{split}_{i}", truth=truth)
     with cols[2]:
         components.pixel_inspector(panels[1], labels_b, classes.readable, f"B · {name_b} (hover)",
                                        key=f"val_inspect_b_{split}_{i}", truth=truth)
-    cols[3].image(panels[2], caption="Ground truth", width="stretch")
-    cols[4].image(diff, caption=f"A and B disagree on {share:.1%} of pixels (magenta)", width="stretch")
+    ui.image(cols[3], panels[2], "Ground truth")
+    ui.image(cols[4], diff, f"A and B disagree on {share:.1%} of pixels (magenta)")
     ia, ib = store.frame_iou(i), store_b.frame_iou(i)
     keep = [c for c in dict.fromkeys([*ia, *ib]) if not only or c in only]
     rows = models.iou_table({c: ia.get(c) for c in keep}, {c: ib.get(c) for c in keep})
@@ -73,12 +73,12 @@ truth_space = cmp.truth if cmp else pred.meta.get("classmap")  # e.g. "lanes": g
 if cmp:
     name_a, name_b = ui.ab_names(ctx)
     folded = " (folded into the lanes classes by name)" if cmp.map_a or cmp.map_b else ""
-    st.info(f"A/B: **{name_a}** (A) and **{name_b}** (B) on the same frames, scored in one class table of "
+    st.info(f"A/B: **{md(name_a)}** (A) and **{md(name_b)}** (B) on the same frames, scored in one class table of "
             f"{len(classes)} classes{folded}.", icon=":material/compare:")
 
 splits = views.list_splits(ctx.data)
 if not splits:
-    st.error(f"{ctx.data}: no split folder with images/ and labels/ (Vistas layout)", icon=":material/error:")
+    st.error(f"{md(ctx.data)}: no split folder with images/ and labels/ (Vistas layout)", icon=":material/error:")
     st.stop()
 c1, c2, _ = st.columns([1, 1, 2])
 split = c1.selectbox("Split", splits, index=splits.index("validation") if "validation" in splits else 0, key="val_split")
@@ -88,18 +88,18 @@ try:
     store = ui.val_scores(pred, ctx.data, split, stamp, cmp, "a")
     store_b = ui.val_scores(pred_b, ctx.data, split, stamp, cmp, "b") if cmp else None
 except (DataError, ValueError) as e:
-    st.error(printable(e), icon=":material/error:")
+    st.error(md(e), icon=":material/error:")
     st.stop()
 if ds.skipped:
     st.warning(f"{len(ds.skipped):,} file(s) left out: their links lead outside the folders this app may read, "
-               f"e.g. {printable(ds.skipped[0])}", icon=":material/link_off:")
+               f"e.g. {md(ds.skipped[0])}", icon=":material/link_off:")
 n_total = len(ds)
 limit = int(c2.number_input("Frames to evaluate", 1, max(n_total, 1), min(n_total, DEFAULT_LIMIT), step=50,
                             key="val_limit", help=f"{n_total:,} frames in this split. Each frame is scored once "
                                                   "per checkpoint and kept: changing this is free for frames "
                                                   "scored before."))
 if provenance.is_bundled_synthetic(ctx.data):
-    st.caption(f"`{ctx.data.name}` is a bundled set of synthetic renders (seg.synth's street world), not photos: "
+    st.caption(f"{code(ctx.data.name)} is a bundled set of synthetic renders (seg.synth's street world), not photos: "
                "scores here say how well the model learned that world.")
 missing = bool(store.missing(limit) or (cmp and store_b.missing(limit)))
 top = st.container()  # split metrics, or the scoring progress while frames are still being scored
@@ -150,7 +150,7 @@ with tab_frames:
             continue
         miou = "n/a" if score.miou is None else f"{score.miou:.1%}"
         acc = "n/a" if score.pixel_acc is None else f"{score.pixel_acc:.1%}"
-        st.markdown(f"**{score.stem}** &nbsp; pixel accuracy {acc} · mIoU {miou}")
+        st.markdown(f"**{md(score.stem)}** &nbsp; pixel accuracy {acc} · mIoU {miou}")
         if as_overlay:
             panels = [views.overlay_view(image, x, classes, alpha, only) for x in (labels, truth)]
         else:
@@ -160,13 +160,12 @@ with tab_frames:
         errors, wrong = views.error_view(labels, truth, classes)
         conf = ui.frame_confidence(pred, ui.model_key(pred), str(ctx.data), split, stamp, i) if show_conf else None
         cols = [st.container() for _ in range(4)] if views.is_wide(image.shape) else st.columns(4)
-        cols[0].image(image, caption="Original", width="stretch")
+        ui.image(cols[0], image, "Original")
         with cols[1]:
             components.pixel_inspector(panels[0], labels, classes.readable, f"Prediction · {score.stem} (hover)",
                                            key=f"val_inspect_{split}_{i}", truth=truth, confidence=conf)
-        cols[2].image(panels[1], caption="Ground truth", width="stretch")
-        cols[3].image(errors, caption=f"Errors: {wrong:.1%} of labelled pixels, in the true class's color",
-                      width="stretch")
+        ui.image(cols[2], panels[1], "Ground truth")
+        ui.image(cols[3], errors, f"Errors: {wrong:.1%} of labelled pixels, in the true class's color")
         iou = {c: v for c, v in store.frame_iou(i).items() if not only or c in only}
         st.caption("Classes in this frame (truth or prediction) with their IoU here, lowest first:")
         ui.legend_chips(views.iou_rows(iou, classes))
@@ -185,11 +184,11 @@ if missing:  # the page above is drawn; now the rest of the split, then draw eve
 with top:
     if cmp:
         m = st.columns(5)
-        m[0].metric(f"mIoU · {name_a}", pct(result["miou"]))
+        m[0].metric(f"mIoU · {md(name_a)}", pct(result["miou"]))
         delta = None if None in (result["miou"], result_b["miou"]) else f"{result_b['miou'] - result['miou']:+.1%}"
-        m[1].metric(f"mIoU · {name_b}", pct(result_b["miou"]), delta=delta, help="Delta: B minus A.")
-        m[2].metric(f"Pixel acc. · {name_a}", pct(result["pixel_acc"]))
-        m[3].metric(f"Pixel acc. · {name_b}", pct(result_b["pixel_acc"]))
+        m[1].metric(f"mIoU · {md(name_b)}", pct(result_b["miou"]), delta=delta, help="Delta: B minus A.")
+        m[2].metric(f"Pixel acc. · {md(name_a)}", pct(result["pixel_acc"]))
+        m[3].metric(f"Pixel acc. · {md(name_b)}", pct(result_b["pixel_acc"]))
         m[4].metric("Frames", f"{len(frames):,} of {n_total:,}")
     else:
         m = st.columns(4)
@@ -202,7 +201,7 @@ with top:
 with tab_iou:
     if cmp:
         rows = models.iou_table(result["per_class_iou"], result_b["per_class_iou"])
-        st.caption(f"Per-class IoU of A ({name_a}) and B ({name_b}) over the same {len(frames):,} frames, sorted "
+        st.caption(f"Per-class IoU of A ({md(name_a)}) and B ({md(name_b)}) over the same {len(frames):,} frames, sorted "
                    "by B − A: where B loses most first.")
         st.dataframe([{"Class": r["class"], "A": r["a"], "B": r["b"], "B − A": r["diff"]} for r in rows],
                      hide_index=True, width="stretch", key="val_ab_table",

@@ -1,26 +1,34 @@
-"""Stand-in checkpoint, runs, dataset and sample frames for the app tests, written into a tmp folder.
+"""Stand-in checkpoint, runs, dataset, sample frames and clips for the app tests, written into a tmp folder.
 
 The app is pointed at them through SEG_CHECKPOINT / SEG_DATA / SEG_RUNS / SEG_SAMPLES, so the tests do not
-depend on the bundled artifacts and exercise the same code paths a user's own folders take.
+depend on the bundled artifacts and exercise the same code paths a user's own folders take. `standins` and
+`standin_env` are fixtures for the AppTest files to import; `run_app` runs app.py as the server would.
 """
 from __future__ import annotations
 
 import json
 import runpy
+from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from streamlit.runtime.scriptrunner import script_runner
+from streamlit.testing.v1 import AppTest
 
 from conftest import write_vistas
 from seg.checkpoint import make_checkpoint, save_checkpoint
 from seg.classes import VISTAS
 from seg.model import create_model
+from seg.paths import REPO_ROOT
 
 ARCH = "lraspp_mobilenet_v3_large"  # the fastest registered model on CPU
 KITTI_SIZE = (1242, 375)  # (W, H)
+APP = str(REPO_ROOT / "app.py")
+TIMEOUT = 120
 
 
 def write_run(run_dir: Path, steps: int = 200, every: int = 20, eval_every: int = 100, t0: float = 1.7e9,
@@ -91,3 +99,52 @@ def no_legacy_pages_dir(monkeypatch) -> None:
     flag is immune to sessions in other threads resetting the flag.
     """
     monkeypatch.setattr(script_runner, "_mpa_v1", lambda main_script_path: runpy.run_path(main_script_path, run_name="__main__"))
+
+
+def clip_bytes(path: Path, n: int = 6, w: int = 96, h: int = 64, rate: int | Fraction = 10) -> bytes:
+    """An H.264 mp4 of `n` noise frames at `rate` frames/s written to `path`; returns its bytes."""
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w", format="mp4") as c:
+        s = c.add_stream("libx264", rate=rate)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        for _ in range(n):
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8), format="rgb24")
+            c.mux(s.encode(frame))
+        c.mux(s.encode(None))
+    return path.read_bytes()
+
+
+class Halves:
+    """A stand-in predictor: Road in the bottom half, Sky in the top."""
+
+    classes = VISTAS
+
+    def predict(self, rgb):
+        lab = np.full(np.shape(rgb)[:2], 27, np.uint8)
+        lab[lab.shape[0] // 2:] = 13
+        return lab
+
+
+def run_app(page: str | None = None) -> AppTest:
+    """app.py run once (Home), then `page` ("training", "validation", "inference") when given; neither raised."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    if page:
+        at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.fixture(scope="module")
+def standins(tmp_path_factory) -> dict:
+    """The stand-ins of one test module (one sample frame), as the environment that points the app at them."""
+    return make_standins(tmp_path_factory.mktemp("app"), n_samples=1)
+
+
+@pytest.fixture
+def standin_env(standins, monkeypatch) -> dict:
+    """The app pointed at `standins` for one test (which may set other SEG_* values itself)."""
+    no_legacy_pages_dir(monkeypatch)
+    for k, v in standins.items():
+        monkeypatch.setenv(k, v)
+    return standins

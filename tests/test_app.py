@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 from streamlit.elements.lib.file_uploader_utils import enforce_filename_restriction, normalize_upload_file_type
-from streamlit.testing.v1 import AppTest
 
-from appstandins import make_standins, no_legacy_pages_dir, write_run
+from appstandins import make_standins, no_legacy_pages_dir, run_app, write_run
 from seg.classes import VISTAS
 from seg.data.vistas import VistasDataset
 from seg.device import cpu_name
@@ -25,8 +24,6 @@ from seg.train import runlog
 from webapp import config as appconfig
 from webapp import figures, views
 
-APP = str(REPO_ROOT / "app.py")
-TIMEOUT = 120
 
 
 @pytest.fixture(autouse=True)
@@ -48,21 +45,12 @@ def standins(tmp_path_factory):
             os.environ[k] = v
 
 
-def _app(page: str | None = None):
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.run()
-    if page:
-        at.switch_page(f"pages/{page}.py").run()
-    assert not at.exception, at.exception
-    return at
-
-
 def _texts(at) -> str:
     return "\n".join(str(e.value) for kind in ("markdown", "caption", "error", "warning", "info") for e in getattr(at, kind))
 
 
 def test_home_shows_checkpoint_and_sources(standins):
-    at = _app()
+    at = run_app()
     metrics = {m.label: m.value for m in at.metric}
     assert "lraspp_mobilenet_v3_large" in _texts(at)
     assert metrics["Classes in its table"] == "66" and metrics["Training steps"] == "200"
@@ -72,7 +60,7 @@ def test_home_shows_checkpoint_and_sources(standins):
 
 
 def test_home_says_what_was_trained_on_what_and_times_this_machine(standins):
-    at = _app()
+    at = run_app()
     texts = _texts(at)
     # read from the stand-in checkpoint's recorded args: --data synth, --eval-limit 32
     assert "Trained on** the synthetic street world" in texts and "first 32 frames" in texts
@@ -92,7 +80,7 @@ def test_home_says_what_was_trained_on_what_and_times_this_machine(standins):
 
 
 def test_sidebar_names_a_file_that_is_not_a_checkpoint(standins):
-    at = _app()
+    at = run_app()
     at.sidebar.text_input(key="src_checkpoint").set_value("README.md")
     at.run()
     assert not at.exception, at.exception
@@ -102,7 +90,7 @@ def test_sidebar_names_a_file_that_is_not_a_checkpoint(standins):
 
 @pytest.mark.slow  # loads and exports a second model (the bundled one)
 def test_sidebar_model_chooser_lists_checkpoints_by_name_and_fills_the_path(standins):
-    at = _app()
+    at = run_app()
     (pick,) = [s for s in at.sidebar.selectbox if s.label == "Model"]
     assert pick.value == "demo · model.pt"  # the standin run's checkpoint, the one the app starts with
     assert "demo (bundled)" in pick.options and "sweep/lr-high · model.pt" not in pick.options  # no checkpoint there
@@ -118,7 +106,7 @@ def test_sidebar_model_chooser_lists_checkpoints_by_name_and_fills_the_path(stan
 
 
 def test_training_page_lists_runs_and_reacts_to_settings(standins):
-    at = _app("training")
+    at = run_app("training")
     runs = at.multiselect(key="train_runs")
     assert set(runs.options) >= {"demo", "sweep/lr-high"} and set(runs.value) >= {"demo", "sweep/lr-high"}
     at.slider(key="train_smoothing").set_value(0.9)
@@ -151,7 +139,7 @@ def test_training_status_comes_from_the_log(standins, tmp_path):
     lines = (root / "garbled" / "metrics.jsonl").read_text().splitlines()
     lines[1] = "#### not json"
     (root / "garbled" / "metrics.jsonl").write_text("\n".join(lines) + "\n")
-    at = _app("training")
+    at = run_app("training")
     at.sidebar.text_input(key="src_runs").set_value(str(root))
     at.run()
     at.multiselect(key="train_runs").set_value(["finished", "cut", "garbled"])
@@ -164,7 +152,7 @@ def test_training_status_comes_from_the_log(standins, tmp_path):
 
 
 def test_inference_page_segments_a_sample_frame(standins):
-    at = _app("inference")
+    at = run_app("inference")
     assert at.multiselect(key="inf_samples").value == ["kitti_000000.png"]
     assert "1242×375 px" in _texts(at) and not at.error
     for key in ("inf_alpha", "inf_threshold"):
@@ -184,19 +172,19 @@ def test_inference_page_segments_a_sample_frame(standins):
 
 
 def test_inference_states_one_pixel_limit_and_names_synthetic_samples(standins, monkeypatch):
-    at = _app("inference")
+    at = run_app("inference")
     label = at.get("file_uploader")[0].proto.label
     assert f"{views.MAX_UPLOAD_PIXELS / 1e6:g} million pixels" in label and "25 MB" in label
     assert f"({', '.join(views.UPLOAD_TYPES)};" in label  # the types named are the types taken
     assert "synthetic" not in at.multiselect(key="inf_samples").label  # the stand-in samples are not bundled
     monkeypatch.delenv("SEG_SAMPLES")  # the bundled samples: synthetic renders
-    at = _app("inference")
+    at = run_app("inference")
     assert "synthetic" in at.multiselect(key="inf_samples").label and not at.error
     assert "not how it does on real dashcam photos" in _texts(at)
 
 
 def test_validation_page_scores_and_browses_frames(standins, predictor):
-    at = _app("validation")
+    at = run_app("validation")
     metrics = {m.label: m.value for m in at.metric}
     ref = evaluate(predictor, standins["SEG_DATA"])
     assert metrics["Frames"] == "6 of 6" and metrics["mIoU"] == f"{ref['miou']:.1%}"
@@ -222,7 +210,7 @@ def test_validation_page_scores_and_browses_frames(standins, predictor):
 
 @pytest.mark.parametrize("typed", ["../../etc", "/etc", "~"])
 def test_sidebar_refuses_paths_outside_the_allowed_folders(standins, typed):
-    at = _app()
+    at = run_app()
     at.sidebar.text_input(key="src_runs").set_value(typed)
     at.sidebar.text_input(key="src_data").set_value(typed)
     at.run()

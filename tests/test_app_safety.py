@@ -8,17 +8,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from streamlit.testing.v1 import AppTest
 
 import hostile
-from appstandins import make_standins, no_legacy_pages_dir, write_run
+from appstandins import make_standins, no_legacy_pages_dir, run_app, write_run
 from conftest import write_vistas
 from seg.data.vistas import DataError, VistasDataset
 from seg.train import runlog
 from seg.paths import REPO_ROOT
 
-APP = str(REPO_ROOT / "app.py")
-TIMEOUT = 120
 
 
 @pytest.fixture(autouse=True)
@@ -39,15 +36,6 @@ def env(standins, monkeypatch, tmp_path) -> dict:
     for k, v in values.items():
         monkeypatch.setenv(k, v)
     return values
-
-
-def _app(page: str | None = None):
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.run()
-    if page:
-        at.switch_page(f"pages/{page}.py").run()
-    assert not at.exception, at.exception
-    return at
 
 
 def _texts(at, kinds=("markdown", "caption", "error", "warning", "info")) -> str:
@@ -80,7 +68,7 @@ def test_list_runs_does_not_follow_links_out_of_the_allowed_folders(evil_runs, t
 
 
 def test_training_page_lists_and_charts_only_runs_inside_the_allowed_folders(evil_runs):
-    at = _app()
+    at = run_app()
     assert "1 run found" in _texts(at)
     at.switch_page("pages/training.py").run()
     assert not at.exception, at.exception
@@ -96,7 +84,7 @@ def test_validation_page_skips_dataset_files_linked_from_outside(env, tmp_path):
     for sub, ext in (("images", ".jpg"), ("labels", ".png")):
         link = data / "validation" / sub / f"f009{ext}"
         link.symlink_to(outside / "validation" / sub / f"f000{ext}")
-    at = _app("validation")
+    at = run_app("validation")
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Frames"] == "4 of 4", metrics  # the linked pair is neither scored nor shown
     assert "f009" in _texts(at, ("warning",)) and "outside" in _texts(at, ("warning",))
@@ -119,20 +107,20 @@ def test_dataset_config_linked_from_outside_is_refused(tmp_path):
 @pytest.mark.parametrize("attack", ["bomb_label", "nested_config", "many_classes_config", "overflow_color_config"])
 def test_hostile_dataset_file_is_one_error_on_the_validation_page(env, attack):
     named = getattr(hostile, attack)(Path(env["SEG_DATA"])).name
-    at = _app("validation")
+    at = run_app("validation")
     assert len(at.error) == 1 and named in at.error[0].value and "\n" not in at.error[0].value, _texts(at)
     assert not at.metric
 
 
 def test_unreadable_labels_folder_is_one_error_on_the_validation_page(env):
     with hostile.unreadable(Path(env["SEG_DATA"]) / "validation" / "labels"):
-        at = _app("validation")
+        at = run_app("validation")
     assert len(at.error) == 1 and "cannot list" in at.error[0].value, _texts(at)
 
 
 def test_undecodable_file_name_is_shown_not_raised(env):
     hostile.undecodable_name(Path(env["SEG_DATA"]))
-    at = _app("validation")
+    at = run_app("validation")
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Frames"] == "4 of 4"
     assert "\ufffd\ufffdf000" in _texts(at, ("markdown",))
@@ -142,7 +130,7 @@ def test_undecodable_run_folder_name_is_shown_not_raised(env, tmp_path, monkeypa
     runs = tmp_path / "runs"
     write_run(Path(os.fsdecode(os.fsencode(runs) + b"/\xff\xfe-run")), steps=40)
     monkeypatch.setenv("SEG_RUNS", str(runs))
-    at = _app("training")
+    at = run_app("training")
     assert "\ufffd\ufffd-run" in at.multiselect(key="train_runs").options
 
 
@@ -150,7 +138,7 @@ def test_undecodable_run_folder_name_is_shown_not_raised(env, tmp_path, monkeypa
 
 
 def test_a_path_too_long_for_the_os_is_a_sidebar_error_only(env):
-    at = _app()
+    at = run_app()
     at.sidebar.text_input(key="src_data").set_value("d" * 300)
     at.run()
     assert not at.exception, at.exception
@@ -170,7 +158,7 @@ def test_hostile_checkpoint_is_one_error_on_home(env, tmp_path, monkeypatch, fie
     path.parent.mkdir()
     torch.save(ckpt, path)
     monkeypatch.setenv("SEG_CHECKPOINT", str(path))
-    at = _app()
+    at = run_app()
     errors = [e.value for e in at.error]
     assert len(errors) == 1 and f"bad field {field}" in errors[0] and str(path) in errors[0], errors
     at.switch_page("pages/inference.py").run()

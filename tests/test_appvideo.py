@@ -5,36 +5,13 @@ from __future__ import annotations
 import io
 
 import av
-import numpy as np
 from streamlit.testing.v1 import AppTest
 
-from appstandins import make_standins, no_legacy_pages_dir
+from appstandins import Halves, clip_bytes, make_standins, no_legacy_pages_dir
 from webapp import views
 from webapp import clips
 from seg.classes import VISTAS
 from seg.paths import REPO_ROOT
-
-
-def clip_bytes(path, n=6, w=96, h=64) -> bytes:
-    rng = np.random.default_rng(0)
-    with av.open(str(path), "w", format="mp4") as c:
-        s = c.add_stream("libx264", rate=10)
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        for _ in range(n):
-            c.mux(s.encode(av.VideoFrame.from_ndarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8), format="rgb24")))
-        c.mux(s.encode(None))
-    return path.read_bytes()
-
-
-class Halves:
-    """Road in the bottom half, Sky in the top."""
-
-    classes = VISTAS
-
-    def predict(self, rgb):
-        lab = np.full(np.shape(rgb)[:2], 27, np.uint8)
-        lab[lab.shape[0] // 2:] = 13
-        return lab
 
 
 def test_run_clip_gives_mp4_and_shares(tmp_path):

@@ -1,6 +1,8 @@
 """seg.runlog: parsing (half-written last line, eval rows, events), debiased EMA, summaries, the end-of-run
 calibration stages, run discovery."""
 import json
+import os
+import threading
 
 import pytest
 
@@ -162,3 +164,70 @@ def test_load_run_skips_a_broken_middle_line_and_lists_it(tmp_path):
     assert [r["step"] for r in run.train] == [10, 20] and [r["step"] for r in run.eval] == [20]
     with pytest.raises(runlog.RunLogError, match=r"metrics.jsonl:2"):  # read_log alone stays strict
         runlog.read_log(p)
+
+
+# ---- hostile logs (issue 23) ---------------------------------------------------------------------------
+
+
+def test_a_non_utf8_byte_is_a_broken_line_naming_the_file_and_line(tmp_path):
+    p = tmp_path / "metrics.jsonl"
+    p.write_bytes(json.dumps(TRAIN[0]).encode() + b'\n{"step": 20, "loss": 1.5, "note": "\xff"}\n'
+                  + json.dumps(TRAIN[2]).encode() + b"\n")
+    with pytest.raises(runlog.RunLogError, match=r"metrics.jsonl:2: not UTF-8 text \(byte 0xff at column 36\)"):
+        runlog.read_log(p)
+    run = runlog.load_run(tmp_path)
+    assert run.bad_lines == [2] and [r["step"] for r in run.train] == [10, 30]
+    p.write_bytes(json.dumps(TRAIN[0]).encode() + b'\n{"step": 20, "note": "\xc3')  # a character cut by the writer
+    assert [r["step"] for r in runlog.read_log(p)[0]] == [10]
+
+
+BAD_VALUES = [
+    {"step": 10, "loss": 2.0, "lr": 1e-3, "img_per_s": 10.0, "time": float("nan")},
+    {"step": 20, "loss": float("inf"), "lr": "abc", "img_per_s": [1, 2], "time": 10.0},
+    {"step": 30, "loss": True, "lr": 8e-4, "img_per_s": 12.0, "time": 20.0},
+    {"step": 30, "val_miou": float("-inf"), "val_pixel_acc": {"a": 1}},
+    {"step": 30, "logit_adjust": "x", "val_miou_before": float("nan")},
+    {"step": 30, "end": ["done"]},
+]
+
+
+def test_non_finite_and_wrong_typed_values_are_gaps_listed_by_line(tmp_path):
+    p = tmp_path / "metrics.jsonl"
+    _write(p, BAD_VALUES)  # json.dumps writes NaN / Infinity, as Python's json reads them
+    with pytest.raises(runlog.RunLogError, match=r"metrics.jsonl:1: time is NaN, not a finite number"):
+        runlog.read_log(p)
+    run = runlog.load_run(tmp_path)
+    assert run.bad_lines == []
+    assert run.bad_values == [(1, "time"), (2, "loss"), (2, "lr"), (2, "img_per_s"), (3, "loss"), (4, "val_miou"),
+                              (4, "val_pixel_acc"), (5, "val_miou_before"), (5, "logit_adjust"), (6, "end")]
+    assert [r["loss"] for r in run.train] == [2.0, None, None] and [r["time"] for r in run.train] == [None, 10.0, 20.0]
+    s = runlog.summarize(run)  # int(NaN) and min("abc", 1.0) broke the Training page's summary
+    assert s["last_loss"] == 2.0 and s["img_per_s"] == 11.0 and s["duration_s"] == 20.0 and s["best_miou"] is None
+    assert run.status == "ended (None)"
+    assert [st["detail"] for st in runlog.calibration(run)][1] == "−? × log(class weight)"
+
+
+@pytest.mark.parametrize("step", ['"abc"', "NaN", "-1", "1.5", "true", "1e400", "9" * 30, "null"])
+def test_a_step_that_is_not_a_whole_number_is_a_broken_line(tmp_path, step):
+    p = tmp_path / "metrics.jsonl"
+    p.write_text(json.dumps(TRAIN[0]) + f'\n{{"step": {step}, "loss": 1.0}}\n' + json.dumps(TRAIN[1]) + "\n")
+    with pytest.raises(runlog.RunLogError, match=r"metrics.jsonl:2: step is .*, not a whole number >= 0"):
+        runlog.read_log(p)
+    run = runlog.load_run(tmp_path)
+    assert run.bad_lines == [2] and [r["step"] for r in run.train] == [10, 20]
+    assert runlog.summarize(run)["steps"] == 20
+
+
+def test_a_log_that_is_not_a_regular_file_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "metrics.jsonl"
+    os.mkfifo(fifo)
+    # Before the fix the reader waited in open() for a writer: this one lets it through to EOF instead.
+    writer = threading.Thread(target=lambda: open(fifo, "w").close(), daemon=True)
+    writer.start()
+    try:
+        with pytest.raises(runlog.RunLogError, match=r"metrics.jsonl: not a regular file"):
+            runlog.read_log(fifo)
+    finally:
+        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # held open: the writer's open() returns, now or later
+        writer.join()
+        os.close(reader)

@@ -2,26 +2,33 @@
 playing in the page, its download, frames/s and the class shares over time. Computation: webapp.clips."""
 from __future__ import annotations
 
+import hashlib
+
 import streamlit as st
 
-from webapp import clips, views
+from seg.cli import one_line
+from webapp import clips, ui, views
+from webapp.escape import md
 
-PROGRESS_STEPS = 50  # replayed from the cache on every rerun: keep them few
+PROGRESS_STEPS = 50  # a bar update is a message to the browser: keep them few
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
-def _segment(_pred, key: str, name: str, data: bytes):
-    bar = st.progress(0.0, text=f"Segmenting {name}…")
-    shown = [-1]
+def _segment(pred, key: str, name: str, data: bytes):
+    """clips.run_clip with a progress bar, kept in ui.pixel_cache (by model key, name and the bytes' hash)."""
+    def run():
+        bar = st.progress(0.0, text=f"Segmenting {md(name)}…")
+        shown = [-1]
 
-    def on_frame(done: int, total: int | None) -> None:
-        total = total or clips.MAX_CLIP_FRAMES
-        step = int(PROGRESS_STEPS * done / total)
-        if step != shown[0]:
-            shown[0] = step
-            bar.progress(min(done / total, 1.0), text=f"Segmenting {name}: frame {done:,} of {total:,}…")
+        def on_frame(done: int, total: int | None) -> None:
+            total = total or clips.MAX_CLIP_FRAMES
+            step = int(PROGRESS_STEPS * done / total)
+            if step != shown[0]:
+                shown[0] = step
+                bar.progress(min(done / total, 1.0), text=f"Segmenting {md(name)}: frame {done:,} of {total:,}…")
 
-    return clips.run_clip(_pred, name, data, on_frame)
+        return clips.run_clip(pred, name, data, on_frame)
+
+    return ui.pixel_cache().get_or_compute(("clip", key, name, hashlib.sha256(data).digest()), run)
 
 
 def show(pred, key: str, inputs: list[tuple[str, bytes]]) -> None:
@@ -30,15 +37,18 @@ def show(pred, key: str, inputs: list[tuple[str, bytes]]) -> None:
     for i, (name, data) in enumerate(inputs):
         st.divider()
         slot = st.empty()
-        with slot.container():  # the bar (and its replay on cache hits) lives here and is cleared after
-            res = _segment(pred, key, name, data)
+        try:
+            with slot.container():  # the bar lives here and is cleared after
+                res = _segment(pred, key, name, data)
+        except Exception as e:  # noqa: BLE001 — one bad clip must not take the others (or the frames) down
+            res = views.InferenceFailure(name, f"{name}: could not be segmented ({one_line(e, kind=True)})")
         slot.empty()
         if isinstance(res, views.InferenceFailure):
-            st.error(res.message, icon=":material/broken_image:")
+            st.error(md(res.message), icon=":material/broken_image:")
             continue
-        st.markdown(f"**{name}**")
+        st.markdown(f"**{md(name)}**")
         cut = f" (first {res.frames:,} frames only)" if res.capped else ""
-        st.caption(f"{res.frames:,} frames{cut} · {res.frames / res.seconds:.1f} frames/s on this machine "
+        st.caption(f"{res.frames:,} frames{cut} · {res.frames / max(res.seconds, 1e-9):.1f} frames/s on this machine "
                    f"(decode + segment + encode) · {res.fps:g} frames/s clip")
         st.video(res.video, format="video/mp4")
         st.download_button("Segmented clip (MP4)", res.video, f"{views.stem_of(name)}_overlay.mp4", "video/mp4",

@@ -8,11 +8,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import numpy as np
 import plotly.graph_objects as go
 
+from webapp import escape
 from webapp.views import InferenceFailure
 from seg.classes import ClassTable
+from seg.cli import one_line
 from seg.infer.video import VIDEO_EXTENSIONS, ClipReader, VideoError, segment_clip
 from seg.viz import hex_color
 
@@ -62,20 +65,22 @@ def run_clip(predictor, name: str, data: bytes, on_frame: Callable[[int, int | N
                              progress=False, on_frame=on_frame)
         except VideoError as e:
             return InferenceFailure(name, str(e))
+        except av.FFmpegError as e:  # what the reader's checks let through, e.g. a 1/60000 frames/s stream
+            return InferenceFailure(name, f"{name}: cannot be segmented ({e.strerror or one_line(e)})")
         return ClipResult(name, r["path"].read_bytes(), r["frames"], r["seconds"], r["fps_out"], r["shares"],
                           r["frames"] >= max_frames)
 
 
 def share_figure(shares: np.ndarray, fps: float, classes: ClassTable, min_share: float = CHART_MIN_SHARE) -> go.Figure:
-    """Stacked area chart of each class's pixel share (%) against clip time (s), in the class palette."""
+    """Stacked area chart of each class's pixel share (%) against clip time (s), in the class palette.
+    Class names are escaped: Plotly reads HTML in trace names."""
     t = np.arange(len(shares)) / max(fps, 1e-9)
     fig = go.Figure()
     palette = classes.palette()
     for c in np.flatnonzero(shares.max(0) >= min_share):
         fig.add_trace(go.Scatter(
-            x=t, y=100 * shares[:, c], name=classes.readable[c], mode="lines", stackgroup="one",
-            line=dict(width=0.5, color=hex_color(palette[c])),
-            hovertemplate="%{y:.1f}%<extra>" + classes.readable[c] + "</extra>",
+            x=t, y=100 * shares[:, c], name=escape.html(classes.readable[c]), mode="lines", stackgroup="one",
+            line=dict(width=0.5, color=hex_color(palette[c])), hovertemplate="%{y:.1f}%<extra>%{fullData.name}</extra>",
         ))
     fig.update_layout(
         title=dict(text="Pixel share per class over the clip", x=0.0, xanchor="left", font=dict(size=15)),

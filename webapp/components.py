@@ -15,6 +15,8 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
+from webapp import views
+
 _ZOOM_JS = """
 export default function(component) {
   const { data, setStateValue } = component;
@@ -124,6 +126,8 @@ def _png_uri(a: np.ndarray) -> str:
 
 
 def _jpeg_uri(rgb: np.ndarray) -> str:
+    if max(rgb.shape[:2]) > views.JPEG_MAX_SIDE:  # a strip JPEG cannot hold (65535x1): PNG has no such limit
+        return _png_uri(rgb)
     buf = io.BytesIO()
     Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(buf, format="JPEG", quality=88)
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()

@@ -84,7 +84,7 @@ def confine(typed: str | Path, roots: tuple[Path, ...]) -> Path:
     allowed = ", ".join(str(r) for r in roots)
     raise ValueError(
         f"'{typed}' is outside the folders this app may read ({allowed}). "
-        "To use another folder, start the app with `streamlit run app.py -- --data DIR --runs DIR` "
+        "To use another folder, start the app with: streamlit run app.py -- --data DIR --runs DIR, "
         "or set SEG_DATA / SEG_RUNS / SEG_CHECKPOINT."
     )
 

@@ -1,7 +1,8 @@
 """Plotly figures for the app (no Streamlit here): training curves, per-class IoU, confusion matrix.
 
 Every figure sets `uirevision`, so when a live page redraws it with new data Plotly keeps the user's
-zoom, pan and hidden legend entries.
+zoom, pan and hidden legend entries. Run and class names are escaped (webapp.escape.html): Plotly reads HTML
+in trace names, category labels and hover text, so a name must not become a link.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 from seg.train.runlog import RunData, elapsed_s, ema
+from webapp.escape import html
 
 RUN_COLORS = qualitative.Plotly  # one color per run, same in every panel
 X_TITLES = {"step": "step", "time": "wall time (min)"}
@@ -106,11 +108,11 @@ def loss_figure(runs: list[RunData], smoothing: float, log_y: bool, x_axis: str 
         if smoothing > 0:
             fig.add_trace(go.Scatter(
                 x=x, y=y, mode="lines", line=dict(color=color, width=1), opacity=0.25,
-                name=f"{run.name} (raw)", legendgroup=run.name, showlegend=False, hoverinfo="skip",
+                name=f"{html(run.name)} (raw)", legendgroup=run.name, showlegend=False, hoverinfo="skip",
             ))
         fig.add_trace(go.Scatter(
             x=x, y=ema(y, smoothing), mode="lines", line=dict(color=color, width=2),
-            name=run.name, legendgroup=run.name, hovertemplate=f"{X_HOVER[x_axis]}: loss %{{y:.4f}}",
+            name=html(run.name), legendgroup=run.name, hovertemplate=f"{X_HOVER[x_axis]}: loss %{{y:.4f}}",
         ))
     _layout(fig, "Training loss", X_TITLES[x_axis], "loss", "loss")
     fig.update_yaxes(type="log" if log_y else "linear")
@@ -128,7 +130,7 @@ def series_figure(runs: list[RunData], key: str, title: str, x_axis: str = "step
     for i, run in enumerate(runs):
         rows = [r for r in (run.eval if key.startswith("val_") else run.train) if r.get(key) is not None]
         fig.add_trace(go.Scatter(
-            x=_x(run, rows, x_axis), y=[r[key] for r in rows], name=run.name, legendgroup=run.name,
+            x=_x(run, rows, x_axis), y=[r[key] for r in rows], name=html(run.name), legendgroup=run.name,
             mode="lines+markers" if key.startswith("val_") else "lines",
             line=dict(color=_color(run, i, colors), width=2), showlegend=False,
             hovertemplate=f"{X_HOVER[x_axis]}: {value}",
@@ -144,7 +146,7 @@ def series_figure(runs: list[RunData], key: str, title: str, x_axis: str = "step
 def iou_bar_figure(rows: list[dict]) -> go.Figure:
     """Horizontal bars of per-class IoU (rows from views.per_class_rows), each in its class color."""
     fig = go.Figure(go.Bar(
-        x=[r["iou"] for r in rows], y=[r["name"] for r in rows], orientation="h",
+        x=[r["iou"] for r in rows], y=[html(r["name"]) for r in rows], orientation="h",
         marker=dict(color=[r["color"] for r in rows], line=dict(color="#888", width=0.5)),
         hovertemplate="%{y}: %{x:.1%}<extra></extra>",
         text=[f"{r['iou']:.1%}" for r in rows], textposition="outside", cliponaxis=False,
@@ -156,8 +158,10 @@ def iou_bar_figure(rows: list[dict]) -> go.Figure:
 
 
 def confusion_figure(names: list[str], shares: np.ndarray) -> go.Figure:
-    """Row-normalised confusion heatmap: rows = ground truth, columns = prediction; cells labelled in %."""
+    """Row-normalised confusion heatmap: rows = ground truth, columns = prediction; cells labelled in %.
+    `names`: the classes' readable names, plain text."""
     shares = np.asarray(shares, dtype=np.float64)
+    names = [html(n) for n in names]
     # Cell labels in whole percent; cells under 0.5% stay blank so the matrix stays readable.
     text = np.where(shares >= 0.005, np.char.mod("%d", np.rint(100 * shares).astype(int)), "")
     fig = go.Figure(go.Heatmap(

@@ -8,8 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
+from seg.classes import ClassTable
+from seg.data.vistas import read_label
 from seg.paths import DEFAULT_DATA, REPO_ROOT
 
 SYNTHETIC_ROOT = REPO_ROOT / "assets"  # every bundled frame is rendered by seg.synth (assets/README.md)
@@ -47,12 +48,13 @@ def _short(path: str | Path) -> str:
         return str(path)
 
 
-def classes_in_labels(label_files: list[Path], ignore_index: int | None, limit: int = 500) -> tuple[int, int]:
-    """(number of distinct class ids, files read) over the first `limit` label PNGs (pixel = class id)."""
+def classes_in_labels(label_files: list[Path], classes: ClassTable, limit: int = 500) -> tuple[int, int]:
+    """(number of distinct class ids, files read) over the first `limit` label PNGs (pixel = class id), the
+    ignore index left out. Read as training reads them (seg.data.vistas.read_label): a size over the pixel
+    limit is refused from the header, before decoding. Raises DataError (a ValueError) naming the file."""
     ids: set[int] = set()
     files = label_files[:limit]
     for f in files:
-        with Image.open(f) as im:
-            ids.update(int(i) for i in np.unique(np.asarray(im)))
-    ids.discard(ignore_index)
+        ids.update(np.unique(read_label(f, classes)).tolist())
+    ids.discard(classes.ignore_index)
     return len(ids), len(files)

@@ -2,9 +2,13 @@
 
 Computation lives in seg/; this file only adds Streamlit caching and small display helpers around it.
 The model is loaded once per process (st.cache_resource) and shared by every session; it is only read.
+Decoded frames, predictions, confidences and segmented clips are kept in one cache bounded by bytes
+(`pixel_cache`), also shared by every session. Text a user can choose (paths, file, run and class names) goes through
+webapp.escape before Streamlit renders it as Markdown.
 """
 from __future__ import annotations
 
+import hashlib
 import html
 import os
 import runpy
@@ -17,9 +21,14 @@ from seg.classmap import get_classmap
 from seg.paths import REPO_ROOT, inside, printable
 from seg.train import runlog
 from webapp import config as appconfig
-from webapp import machine, models, provenance, views
+from webapp import escape, machine, models, provenance, views
+from webapp.bytecache import ByteLRU
 
 CTX_KEY = "_seg_ctx"
+# Decoded frames, predictions, confidences and segmented clips kept for reruns (a slider moved), all sessions
+# together: two 40-megapixel uploads' results (image, labels, confidence: 8 bytes a pixel), or hundreds of
+# small ones.
+PIXEL_CACHE_BYTES = 768 * 2**20
 
 
 @dataclass
@@ -70,7 +79,7 @@ def sidebar(config: appconfig.AppConfig) -> Context:
             values[key] = None
             short = typed if len(typed) <= 80 else typed[:77] + "…"
             errors[key] = str(e) if isinstance(e, ValueError) else f"'{short}': {e.strerror or e}"
-            where.error(errors[key], icon=":material/block:")
+            where.error(escape.md(errors[key]), icon=":material/block:")
     sb.caption("Relative paths start at the repository. Other folders: `streamlit run app.py -- --data DIR --runs DIR`.")
     found = models.find_checkpoints(values["runs"], config.roots)
     compare = _model_pickers(model_box, compare_box, found, values["checkpoint"], typed_of["checkpoint"])
@@ -129,7 +138,8 @@ def stop_unless(ctx: Context, *keys: str) -> None:
     names = {"checkpoint": "checkpoint", "data": "dataset folder", "runs": "runs folder"}
     for key in keys:
         if getattr(ctx, key) is None:
-            st.warning(f"Set a valid {names[key]} in the sidebar: {ctx.errors.get(key, 'not set')}", icon=":material/warning:")
+            st.warning(f"Set a valid {names[key]} in the sidebar: {escape.md(ctx.errors.get(key, 'not set'))}",
+                       icon=":material/warning:")
             st.stop()
 
 
@@ -156,7 +166,7 @@ def predictor(ctx: Context):
     try:
         return _load_predictor(*_stamp(ctx.checkpoint))
     except ValueError as e:  # CheckpointError: one line naming the file
-        st.error(str(e), icon=":material/error:")
+        st.error(escape.md(e), icon=":material/error:")
         st.stop()
 
 
@@ -170,12 +180,12 @@ def predictor_b(ctx: Context):
     try:
         b = _load_predictor(*_stamp(ctx.compare))
     except (ValueError, OSError) as e:
-        st.warning(f"A/B is off: {printable(e)}", icon=":material/compare:")
+        st.warning(f"A/B is off: {escape.md(e)}", icon=":material/compare:")
         return None
     cmp = models.compare(a.classes, a.meta.get("classmap"), b.classes, b.meta.get("classmap"))
     if cmp is None:
-        st.warning(f"A/B is off: {appconfig.display_path(ctx.compare)} predicts {len(b.classes)} classes that do "
-                   f"not fold into A's {len(a.classes)} (or the other way), so their labels cannot be compared.",
+        st.warning(f"A/B is off: {escape.md(appconfig.display_path(ctx.compare))} predicts {len(b.classes)} classes "
+                   f"that do not fold into A's {len(a.classes)} (or the other way), so their labels cannot be compared.",
                    icon=":material/compare:")
         return None
     return b, cmp
@@ -212,13 +222,26 @@ def load_run(run_dir: Path, name: str) -> runlog.RunData:
     return _run(os.fsencode(run_dir), name, mtime, size)
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def infer(_pred, key: str, name: str, data: bytes):
-    """views.run_inference cached on the file bytes, so moving a slider does not re-run the model."""
-    return views.run_inference(_pred, name, data)
+@st.cache_resource
+def pixel_cache() -> ByteLRU:
+    """The process's cache of decoded frames, predictions, confidences and clips (PIXEL_CACHE_BYTES at most)."""
+    return ByteLRU(PIXEL_CACHE_BYTES)
+
+
+def infer(pred, key: str, name: str, data: bytes):
+    """views.run_inference kept in `pixel_cache` by (model key, name, file bytes' hash), so moving a slider
+    does not re-run the model. The result's arrays are read-only: every session shares them."""
+    cache_key = ("infer", key, name, hashlib.sha256(data).digest())
+    return pixel_cache().get_or_compute(cache_key, lambda: views.run_inference(pred, name, data))
 
 
 # ---- display helpers ---------------------------------------------------------------------------------
+
+
+def image(where, rgb, caption: str) -> None:
+    """`where.image` of an (H, W, 3) uint8 panel at full width, shrunk first so any frame shape can be sent
+    (see views.fit_for_display); `caption` is the app's own text."""
+    where.image(views.fit_for_display(rgb), caption=caption, width="stretch")
 
 
 def legend_chips(rows: list[dict], show_share: bool = True) -> None:
@@ -232,7 +255,7 @@ def legend_chips(rows: list[dict], show_share: bool = True) -> None:
             "<span style='display:inline-flex;align-items:center;margin:0 14px 6px 0;white-space:nowrap;font-size:0.9rem'>"
             f"<span style='width:14px;height:14px;border-radius:3px;background:{html.escape(r['color'])};"
             "border:1px solid rgba(128,128,128,.6);display:inline-block;margin-right:6px'></span>"
-            f"{html.escape(r['name'])}{share}</span>"
+            f"{escape.html(r['name'])}{share}</span>"
         )
     st.markdown("<div style='line-height:1.4'>" + "".join(chips) + "</div>", unsafe_allow_html=True)
 
@@ -292,18 +315,22 @@ def score_frames(pred, store, indices: list[int], where) -> None:
 PROGRESS_STEPS = 50
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
 def frame(root: str, split: str, stamp: float, index: int):
-    """(image (H, W, 3) uint8, ground truth (H, W) uint8) of frame `index`."""
-    image, target = dataset(root, split, stamp)[index]
-    return image.permute(1, 2, 0).numpy().copy(), target.numpy().astype("uint8")
+    """(image (H, W, 3) uint8, ground truth (H, W) uint8) of frame `index`, read-only (kept in `pixel_cache`)."""
+    def read():
+        image, target = dataset(root, split, stamp)[index]
+        return image.permute(1, 2, 0).numpy().copy(), target.numpy().astype("uint8")
+
+    return pixel_cache().get_or_compute(("frame", root, split, stamp, index), read)
 
 
-@st.cache_data(show_spinner="Computing confidence…", max_entries=32)
-def frame_confidence(_pred, key: str, root: str, split: str, stamp: float, index: int):
-    """(H, W) float32 top-class probability of frame `index` (predict_full; only when asked for)."""
-    image, _ = frame(root, split, stamp, index)
-    return _pred.predict_full(image).confidence
+def frame_confidence(pred, key: str, root: str, split: str, stamp: float, index: int):
+    """(H, W) float32 top-class probability of frame `index` (predict_full; only when asked for), read-only."""
+    def compute():
+        with st.spinner("Computing confidence…"):
+            return pred.predict_full(frame(root, split, stamp, index)[0]).confidence
+
+    return pixel_cache().get_or_compute(("confidence", key, root, split, stamp, index), compute)
 
 
 # ---- this machine ------------------------------------------------------------------------------------
@@ -320,4 +347,4 @@ def machine_speed(_pred, key: str) -> dict:
 def classes_present(root: str, split: str, stamp: float) -> tuple[int, int]:
     """(distinct classes in the split's label files, files read); see webapp.provenance.classes_in_labels."""
     ds = dataset(root, split, stamp)
-    return provenance.classes_in_labels([lbl for _, lbl in ds.pairs], ds.classes.ignore_index)
+    return provenance.classes_in_labels([lbl for _, lbl in ds.pairs], ds.classes)

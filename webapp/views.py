@@ -26,6 +26,8 @@ DIMMED_RGB = (40, 40, 40)  # mask view: pixels of classes the user hid
 CORRECT_RGB = (30, 30, 30)  # error view: pixels predicted right
 UNLABELED_RGB = (110, 110, 110)  # error view: pixels without ground truth (not scored)
 WIDE_ASPECT = 2.2  # frames wider than this (W / H; KITTI is 3.3) are shown stacked, one panel per row
+DISPLAY_MAX_WIDTH = 1460  # Streamlit's own width cap for st.image (image_utils.MAXIMUM_CONTENT_WIDTH)
+JPEG_MAX_SIDE = 65500  # libjpeg's limit: Streamlit and the pixel inspector send RGB frames as JPEG
 
 
 @dataclass
@@ -90,6 +92,19 @@ def transparent_mask(data: bytes, shape: tuple[int, int]) -> np.ndarray | None:
 def is_wide(shape: tuple[int, ...]) -> bool:
     """Whether an (H, W, ...) frame is wide enough to show its panels stacked rather than side by side."""
     return shape[1] > WIDE_ASPECT * shape[0]
+
+
+def fit_for_display(rgb: np.ndarray, max_width: int = DISPLAY_MAX_WIDTH) -> np.ndarray:
+    """(H, W, 3) uint8 `rgb` shrunk (bilinear, as Streamlit shrinks) to at most `max_width` wide and
+    JPEG_MAX_SIDE high, never below 1 pixel: Streamlit's own shrinking of a 65535x1 strip fails (0 rows).
+    Returns `rgb` itself when it already fits."""
+    h, w = rgb.shape[:2]
+    if w <= max_width and h <= JPEG_MAX_SIDE:
+        return rgb
+    size = (max_width, max(1, int(1.0 * h * max_width / w))) if w > max_width else (w, h)  # Streamlit's sums
+    if size[1] > JPEG_MAX_SIDE:
+        size = (max(1, int(1.0 * size[0] * JPEG_MAX_SIDE / size[1])), JPEG_MAX_SIDE)
+    return np.asarray(Image.fromarray(np.asarray(rgb, dtype=np.uint8)).resize(size, Image.BILINEAR))
 
 
 def error_view(labels: np.ndarray, truth: np.ndarray, classes: ClassTable) -> tuple[np.ndarray, float]:

@@ -7,18 +7,23 @@ A line is one JSON object: a train row `{"step", "loss", "lr", "img_per_s", "tim
 kept apart so evaluation lines never bend the training curve's x axis. seg.train ends the log with an end
 record `{"step", "end": "done" | "interrupted" | "nan" | "error"}`; a log without one was cut off (killed,
 crashed, still running). The trainer may be writing the file while we read it, so a last line that is not
-yet complete is skipped; a broken line anywhere else is an error naming the file and line (`read_log`), or
-is skipped and listed (`load_run`, for the app).
+yet complete is skipped; a broken line anywhere else (not UTF-8, not a JSON object, no usable step) is an
+error naming the file and line (`read_log`), or is skipped and listed (`load_run`, for the app). A known
+number field holding something else (NaN, Infinity, a string, a list) is the same error in `read_log`; in
+`load_run` the value becomes None (a gap in its curve) and the line is listed in `bad_values`.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
+from seg.cli import one_line
 from seg.paths import inside, printable
 
 METRICS_FILE = "metrics.jsonl"
@@ -26,6 +31,10 @@ METRICS_FILE = "metrics.jsonl"
 LIVE_WINDOW_S = 120.0
 # Runs are found at most this many folders below the runs root (a run root may hold data too).
 MAX_DEPTH = 3
+# Fields the readers compute with: each must be a finite number (or null) when present.
+NUMBER_FIELDS = ("loss", "lr", "img_per_s", "time", "val_miou", "val_pixel_acc", "val_miou_before", "logit_adjust",
+                 "bias_fit", "heldout_miou_before", "heldout_miou_after", "skipped", "gpu_mem_gb")
+MAX_STEP = 2**53  # steps are integers a float64 axis holds exactly
 
 
 class RunLogError(ValueError):
@@ -44,6 +53,7 @@ class RunData:
     events: list[dict] = field(default_factory=list)
     end: dict | None = None  # the end record, when it is the log's last record
     bad_lines: list[int] = field(default_factory=list)  # 1-based numbers of lines skipped as broken
+    bad_values: list[tuple[int, str]] = field(default_factory=list)  # (line, field) of values set to None
 
     @property
     def live(self) -> bool:
@@ -68,35 +78,65 @@ def read_metrics(path: str | Path) -> tuple[list[dict], list[dict]]:
     return train, evals
 
 
-def read_log(path: str | Path, bad_lines: list[int] | None = None) -> tuple[list[dict], list[dict], list[dict]]:
+class LogLine(NamedTuple):
+    """One line of a metrics.jsonl as `log_lines` gives it."""
+
+    number: int  # 1-based
+    text: str
+    ended: bool  # False for a last line without its newline: the writer may be mid-line
+
+
+def log_lines(path: str | Path, bad_lines: list[int] | None = None) -> list[LogLine]:
+    """The non-blank lines of a metrics.jsonl, decoded as UTF-8.
+
+    A line that is not UTF-8 raises RunLogError naming the file and line or, when a `bad_lines` list is
+    given, is skipped and its 1-based number appended there (a last line without its newline is skipped
+    silently: the writer may have cut a character in two). Only a regular file is read: anything else (a
+    FIFO would block the reader forever) is a RunLogError. FileNotFoundError if absent.
+    """
+    path = Path(path)
+    chunks = _read_regular(path).split(b"\n")
+    lines = []
+    for i, chunk in enumerate(chunks):
+        if not chunk.strip():
+            continue
+        ended = i < len(chunks) - 1
+        try:
+            lines.append(LogLine(i + 1, chunk.decode("utf-8"), ended))
+        except UnicodeDecodeError as e:
+            if ended:
+                _skip(path, i + 1, f"not UTF-8 text (byte 0x{chunk[e.start]:02x} at column {e.start + 1})",
+                      bad_lines)
+    return lines
+
+
+def read_log(path: str | Path, bad_lines: list[int] | None = None, bad_values: list[tuple[int, str]] | None = None
+             ) -> tuple[list[dict], list[dict], list[dict]]:
     """Parse a metrics.jsonl into `(train_rows, eval_rows, events)`.
 
     Train rows are those with a "loss", eval rows those with a "val_miou", events every other object
     with a "step" (the end record included, last). A half-written last line (no trailing newline, not valid
-    JSON) is skipped. A broken line before the last raises RunLogError, or, when a `bad_lines` list is
-    given, is skipped and its 1-based number appended there. FileNotFoundError if absent.
+    JSON) is skipped. A broken line before the last (not UTF-8, not a JSON object, no step that is a whole
+    number >= 0) raises RunLogError naming the file and line, or, when a `bad_lines` list is given, is
+    skipped and its 1-based number appended there. A NUMBER_FIELDS value that is not a finite number (NaN,
+    Infinity, text) raises the same way, or, with a `bad_values` list, becomes None and (line, field) is
+    appended there. Raises FileNotFoundError if absent, RunLogError for a file that is not a regular file.
     """
     path = Path(path)
-    text = path.read_text(encoding="utf-8", errors="replace")
-    where = printable(path)
-    lines = text.split("\n")
     train, evals, events = [], [], []
-    for i, line in enumerate(lines):
-        line = line.strip()
-        if not line:
+    for number, text, ended in log_lines(path, bad_lines):
+        row, problem = _parse(text)
+        if problem and row is None and not ended:  # the writer is mid-line
             continue
-        try:
-            row = json.loads(line)
-            problem = None if isinstance(row, dict) and "step" in row else "expected an object with a 'step'"
-        except (json.JSONDecodeError, RecursionError) as e:  # RecursionError: [[[[...]]]] nested too deep
-            if i == len(lines) - 1:  # no newline after it yet: the writer is mid-line
-                continue
-            problem = f"not a JSON object ({e.msg if isinstance(e, json.JSONDecodeError) else 'nested too deep'})"
         if problem:
-            if bad_lines is None:
-                raise RunLogError(f"{where}:{i + 1}: {problem}")
-            bad_lines.append(i + 1)
+            _skip(path, number, problem, bad_lines)
             continue
+        row["step"] = int(row["step"])
+        for key in _bad_fields(row):
+            if bad_values is None:
+                raise RunLogError(f"{printable(path)}:{number}: {key} is {_shown(row[key])}, not a finite number")
+            bad_values.append((number, key))
+            row[key] = None
         if "loss" in row:
             train.append(row)
         elif "val_miou" in row:
@@ -104,6 +144,67 @@ def read_log(path: str | Path, bad_lines: list[int] | None = None) -> tuple[list
         else:
             events.append(row)
     return train, evals, events
+
+
+def _read_regular(path: Path) -> bytes:
+    # O_NONBLOCK: opening a FIFO for reading would wait for a writer; a regular file reads as usual.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise RunLogError(f"{printable(path)}: not a regular file")
+        return f.read()
+
+
+def _skip(path: Path, number: int, problem: str, bad_lines: list[int] | None) -> None:
+    if bad_lines is None:
+        raise RunLogError(f"{printable(path)}:{number}: {problem}")
+    bad_lines.append(number)
+
+
+def _parse(text: str) -> tuple[object, str | None]:
+    """(the line's JSON value or None, why it is not a log row or None)."""
+    try:
+        row = json.loads(text)
+    except RecursionError:  # [[[[...]]]] nested too deep
+        return None, "not a JSON object (nested too deep)"
+    except ValueError as e:  # JSONDecodeError, or an integer of over 4300 digits
+        return None, f"not a JSON object ({e.msg if isinstance(e, json.JSONDecodeError) else one_line(e, 80)})"
+    return row, _row_problem(row)
+
+
+def _is_number(v) -> bool:
+    """A finite int or float; bools are not numbers here, nor ints too large for a float."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
+
+
+def _row_problem(row) -> str | None:
+    """Why a parsed line cannot be a log row, or None."""
+    if not isinstance(row, dict) or "step" not in row:
+        return "expected an object with a 'step'"
+    step = row["step"]
+    if not (_is_number(step) and float(step).is_integer() and 0 <= step <= MAX_STEP):
+        return f"step is {_shown(step)}, not a whole number >= 0"
+    return None
+
+
+def _bad_fields(row: dict) -> list[str]:
+    """The row's NUMBER_FIELDS holding something other than a finite number or null, and a non-text "end"."""
+    bad = [k for k in NUMBER_FIELDS if row.get(k) is not None and not _is_number(row[k])]
+    return bad + (["end"] if "end" in row and not isinstance(row["end"], str) else [])
+
+
+def _shown(value) -> str:
+    """`value` as JSON for a one-line message, cut at 40 characters."""
+    try:
+        text = json.dumps(value)
+    except (ValueError, RecursionError):  # an int of over 4300 digits, a list nested too deep
+        return f"a {type(value).__name__} too large to show"
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def ema(values: list[float], weight: float) -> list[float]:
@@ -185,17 +286,20 @@ def run_name(run_dir: Path, runs_root: Path) -> str:
 
 
 def load_run(run_dir: str | Path, name: str | None = None) -> RunData:
-    """Read `run_dir/metrics.jsonl` into a RunData; broken lines are skipped and listed in `bad_lines`."""
+    """Read `run_dir/metrics.jsonl` into a RunData; broken lines are skipped and listed in `bad_lines`, values
+    that are not finite numbers set to None and listed in `bad_values` (see `read_log`)."""
     path = Path(run_dir) / METRICS_FILE
     bad: list[int] = []
-    train, evals, events = read_log(path, bad)
+    bad_values: list[tuple[int, str]] = []
+    train, evals, events = read_log(path, bad, bad_values)
     end = None
     if events and "end" in events[-1]:
         last_step = max((r["step"] for r in train + evals), default=events[-1]["step"])
         if events[-1]["step"] >= last_step:  # an end record followed by more rows belongs to a resumed run
             end = events[-1]
     events = [e for e in events if "end" not in e]
-    return RunData(name or Path(run_dir).name, path, train, evals, path.stat().st_mtime, events, end, bad)
+    return RunData(name or Path(run_dir).name, path, train, evals, path.stat().st_mtime, events, end, bad,
+                   bad_values)
 
 
 def calibration(run: RunData) -> list[dict]:
@@ -211,10 +315,11 @@ def calibration(run: RunData) -> list[dict]:
     stages = [{"stage": "trained", "val_miou": steps[0]["val_miou_before"], "detail": "after the last step"}]
     for i, e in enumerate(steps):
         if "logit_adjust" in e:
-            name, detail = "logit adjustment", f"−{e['logit_adjust']:g} × log(class weight)"
+            tau = "?" if e["logit_adjust"] is None else f"{e['logit_adjust']:g}"  # None: a bad value in the log
+            name, detail = "logit adjustment", f"−{tau} × log(class weight)"
         else:
             name = "bias fit"
-            detail = f"{e['bias_fit']} held-out frames"
+            detail = f"{'?' if e['bias_fit'] is None else e['bias_fit']} held-out frames"
             if e.get("heldout_miou_before") is not None and e.get("heldout_miou_after") is not None:
                 held = (100 * e["heldout_miou_before"], 100 * e["heldout_miou_after"])
                 detail += f", their mIoU {held[0]:.1f}% → {held[1]:.1f}%"
