@@ -18,7 +18,7 @@ from seg.train import setup, trainer
 from seg.train.config import get_args_parser, parse_config, resolve_args
 from seg.train.engine import criterion, poly_decay, poly_lambda
 from seg.train.main import cli
-from seg.train.runlog import truncate_log
+from seg.train.runfiles import truncate_log
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = ["--arch", "lraspp_mobilenet_v3_large", "--size", "64x48", "--batch-size", "2", "--workers", "0",

@@ -19,7 +19,8 @@ from seg.train import distributed as D
 from seg.train.calibrate import fit_logit_bias, heldout_scores, logit_adjustment, recalibrate_bn
 from seg.train.config import TrainConfig
 from seg.train.engine import criterion, evaluate, poly_decay, set_train_mode
-from seg.train.runlog import METRICS_FILE, MetricsLog
+from seg.train.runfiles import MetricsLog
+from seg.train.runlog import METRICS_FILE
 from seg.train.setup import Parts, Start, heldout_frames
 
 
