@@ -10,6 +10,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import torch
+
+from conftest import write_vistas
+from seg.checkpoint import save_checkpoint
 from seg.train import main as train_main
 from seg.train.runlock import LOCK_FILE, RunLock, RunLockError
 from seg.train.runfiles import MetricsLog, start_log, truncate_log
@@ -160,3 +164,67 @@ def test_resume_over_a_damaged_log_goes_on_and_says_which_lines_it_left_out(tiny
     assert "3 damaged line" in note, note
     rows = [json.loads(line) for line in log.read_text().splitlines()]
     assert [r["step"] for r in rows if "loss" in r] == [1, 2, 3]
+
+
+# ---- a last.pt that cannot be resumed ------------------------------------------------------------------
+
+
+def _reshaped(ck: dict) -> dict:
+    model = dict(ck["model"])
+    name = next(k for k, v in model.items() if v.dim() == 4)
+    model[name] = torch.zeros(3, 3, 1, 1)
+    return {**ck, "model": model}
+
+
+def _bad_moment(ck: dict) -> dict:
+    opt = {**ck["optimizer"], "state": {k: dict(v) for k, v in ck["optimizer"]["state"].items()}}
+    first = next(iter(opt["state"]))
+    opt["state"][first]["exp_avg"] = torch.zeros(7)
+    return {**ck, "optimizer": opt}
+
+
+def _bad_group(ck: dict) -> dict:
+    groups = [dict(g) for g in ck["optimizer"]["param_groups"]]
+    groups[0]["lr"] = "abc"
+    return {**ck, "optimizer": {**ck["optimizer"], "param_groups": groups}}
+
+
+RESUME_ATTACKS = {
+    "slim model.pt": (lambda ck: {**ck, "optimizer": None, "scheduler": None, "scaler": None}, "no optimizer state"),
+    "reshaped weight": (_reshaped, "weights do not fit"),
+    "optimizer without groups": (lambda ck: {**ck, "optimizer": {"state": {}}}, "optimizer"),
+    "optimizer moment of the wrong shape": (_bad_moment, "optimizer.state"),
+    "optimizer lr that is text": (_bad_group, "optimizer.param_groups[0]"),
+    "scheduler overriding a method": (lambda ck: {**ck, "scheduler": {**ck["scheduler"], "step": 5}}, "scheduler"),
+    "scheduler epoch that is text": (lambda ck: {**ck, "scheduler": {**ck["scheduler"], "last_epoch": "x"}},
+                                     "scheduler.last_epoch"),
+    "empty scheduler": (lambda ck: {**ck, "scheduler": {}}, "scheduler"),
+}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("resume")
+    data = write_vistas(root / "vistas")
+    out = root / "run"
+    assert run_cli("--data", data, "--out", out, "--steps", 2, "--log-every", 1, "--eval-every", 100, *FAST) == 0
+    return out
+
+
+@pytest.mark.parametrize("attack", list(RESUME_ATTACKS))
+def test_a_last_pt_that_cannot_be_resumed_is_one_line_and_the_run_folder_is_kept(finished_run, tmp_path, capsys,
+                                                                                  attack):
+    damage, says = RESUME_ATTACKS[attack]
+    out = tmp_path / "run"
+    out.mkdir()
+    for p in finished_run.iterdir():
+        if p.is_file():
+            (out / p.name).write_bytes(p.read_bytes())
+    save_checkpoint(out / "last.pt", damage(torch.load(out / "last.pt", weights_only=True)))
+    before = snapshot(out)
+    data = finished_run.parent / "vistas"
+    capsys.readouterr()
+    assert run_cli("--data", data, "--out", out, "--steps", 4, "--log-every", 1, *FAST, "--resume") == 1
+    line = one_error(capsys)
+    assert str(out / "last.pt") in line and says in line, line
+    assert snapshot(out) == before  # the log, last.pt and model.pt as they were
