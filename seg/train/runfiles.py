@@ -69,7 +69,7 @@ class MetricsLog:
 
     def __init__(self, path: str | Path):
         fd = open_run_file(Path(path), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-        self.f = os.fdopen(fd, "a", encoding="utf-8")
+        self.f = open(fd, "a", encoding="utf-8")
 
     def write(self, row: dict) -> None:
         """Append `row` as one line."""
@@ -95,7 +95,7 @@ def truncate_log(path: Path, step: int) -> list[int]:
         fd = open_run_file(path, os.O_RDONLY, single_name=False)  # replaced by rename: other names keep theirs
     except FileNotFoundError:
         return []
-    with os.fdopen(fd, "rb") as f:
+    with open(fd, "rb") as f:
         chunks = f.read().split(b"\n")
     keep, damaged = [], []
     for i, chunk in enumerate(chunks):
@@ -131,7 +131,7 @@ def _rewrite(path: Path, data: bytes) -> None:
     if os.path.lexists(tmp):  # left by a killed rewrite, or planted: unlinked, a link's target is untouched
         os.unlink(tmp)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-    with os.fdopen(fd, "wb") as f:
+    with open(fd, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())

@@ -53,7 +53,7 @@ class RunLock:
             raise RunLockError(str(e)) from None
         except OSError as e:
             raise RunLockError(f"{self.path}: cannot create the run folder's lock file ({e.strerror or e})") from None
-        f = os.fdopen(fd, "r+", encoding="utf-8", errors="replace")
+        f = open(fd, "r+", encoding="utf-8", errors="replace")
         try:
             fcntl.lockf(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:

@@ -203,7 +203,7 @@ def restore(resume: dict, path: Path, arch: str, parts: Parts) -> Start:
         parts.scheduler.load_state_dict(dict(resume["scheduler"]))  # a copy: it pops lr_lambdas
         if parts.scaler is not None and resume.get("scaler"):
             parts.scaler.load_state_dict(resume["scaler"])
-    except (ValueError, KeyError, TypeError, RuntimeError) as e:  # the checks' ValueError; torch's, should one slip by
+    except (ValueError, KeyError, TypeError, RuntimeError) as e:  # the checks', or torch's should one slip by
         raise CheckpointError(f"{path}: cannot be resumed: {one_line(e)}") from None
     return Start(resume["step"], resume.get("elapsed", 0.0), resume.get("best_miou"))
 

@@ -227,8 +227,8 @@ class Trainer:
 
     def run(self) -> int:
         """The step loop. Returns the process exit code (0 done or interrupted cleanly, 1 stopped on NaN)."""
+        self.log = MetricsLog(self.out / METRICS_FILE) if self.main else None  # refused before any handler is set
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-        self.log = MetricsLog(self.out / METRICS_FILE) if self.main else None
         self.bar = tqdm(total=self.cfg.steps, initial=self.start_step,
                         disable=not (self.main and sys.stderr.isatty()), unit="step")
         code, end = 0, "error"  # the log's end record stays "error" if an unexpected exception escapes the loop
