@@ -15,6 +15,8 @@ import torch
 from conftest import write_vistas
 from seg.checkpoint import save_checkpoint
 from seg.train import main as train_main
+from seg.train.engine import poly_lambda
+from seg.train.resume import check_optimizer_state, check_scheduler_state
 from seg.train.runlock import LOCK_FILE, RunLock, RunLockError
 from seg.train.runfiles import MetricsLog, start_log, truncate_log
 from seg.train.runlog import METRICS_FILE
@@ -228,3 +230,18 @@ def test_a_last_pt_that_cannot_be_resumed_is_one_line_and_the_run_folder_is_kept
     line = one_error(capsys)
     assert str(out / "last.pt") in line and says in line, line
     assert snapshot(out) == before  # the log, last.pt and model.pt as they were
+
+
+def test_a_state_from_another_torch_version_still_fits():
+    weight = torch.nn.Parameter(torch.zeros(3, 2))
+    optimizer = torch.optim.AdamW([weight], lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lambda(10))
+    weight.grad = torch.ones(3, 2)
+    optimizer.step()
+    scheduler.step()
+    saved = scheduler.state_dict()
+    saved.pop("_is_initial", None)  # a flag older torch did not keep
+    check_scheduler_state({**saved, "verbose": False}, scheduler)  # one it kept and no longer does
+    state = optimizer.state_dict()
+    state["param_groups"][0].pop("decoupled_weight_decay", None)
+    check_optimizer_state(state, optimizer)

@@ -81,22 +81,26 @@ def _check_weight_state(entry: dict, weight: torch.Tensor, kind: type, group: di
 
 def check_scheduler_state(saved: dict, scheduler: torch.optim.lr_scheduler.LRScheduler) -> None:
     """Raise ValueError unless `saved` (a scheduler state_dict) fits `scheduler` (`check_like`)."""
-    check_like(saved, scheduler.state_dict(), "scheduler")
+    check_like(saved, scheduler.state_dict(), "scheduler", owner=type(scheduler))
 
 
-def check_like(saved: dict, own: dict, where: str) -> None:
-    """Raise ValueError unless the dict `saved` has only `own`'s keys, each value of the same kind: a flag
-    (bool or None: set by how seg.train builds the optimizer, never by the user) equal to own's, a number
-    finite, a list as long with each item alike. A missing flag is allowed (torch fills it in on load, as for
-    a file from another torch version); a missing number or list is not."""
-    unknown = [k for k in saved if k not in own]
+def check_like(saved: dict, own: dict, where: str, owner: type | None = None) -> None:
+    """Raise ValueError unless the dict `saved` holds `own`'s keys, each value of the same kind: a flag (bool
+    or None: set by how seg.train builds the optimizer, never by the user) equal to own's, a number finite, a
+    list as long with each item alike.
+
+    What a file from another torch version may differ in is allowed: a missing flag (torch fills it in on
+    load; a missing number or list is refused), and a key `own` lacks whose value is a plain flag, number or
+    text, unless it names an attribute of `owner`'s class (the scheduler sets each key as an attribute of
+    itself: a "step" key would replace its step method)."""
+    unknown = [k for k in saved if k not in own and not _harmless(k, saved[k], owner)]
     if unknown:
-        raise ValueError(f"{where}: unknown key {short_repr(unknown[0])} (expected {', '.join(sorted(own))})")
+        raise ValueError(f"{where}: unexpected key {short_repr(unknown[0])} (expected {', '.join(sorted(own))})")
     missing = [k for k, v in own.items() if k not in saved and not (v is None or isinstance(v, bool))]
     if missing:
         raise ValueError(f"{where}: missing {', '.join(missing)}")
     for k, v in saved.items():
-        if k != "params" and not _alike(v, own[k]):
+        if k in own and k != "params" and not _alike(v, own[k]):
             raise ValueError(f"{where}.{k}: expected {_kind(own[k])}, got {short_repr(v)}")
 
 
@@ -111,6 +115,13 @@ def _alike(value, own) -> bool:
         return (isinstance(value, (list, tuple)) and len(value) == len(own)
                 and all(_alike(a, b) for a, b in zip(value, own)))
     return type(value) is type(own)
+
+
+def _harmless(key, value, owner: type | None) -> bool:
+    """A key of another torch version's state: a plain value that names nothing of `owner`."""
+    plain = value is None or isinstance(value, (bool, str)) or _is_number(value)
+    return (isinstance(key, str) and not key.startswith("__") and plain
+            and not (owner is not None and hasattr(owner, key)))
 
 
 def _kind(own) -> str:
