@@ -46,9 +46,11 @@ def check_optimizer_state(saved: dict, optimizer: torch.optim.Optimizer) -> None
     weights = {}
     for i, (group, own) in enumerate(zip(groups, template["param_groups"])):
         where = f"optimizer.param_groups[{i}]"
+        if not isinstance(group, dict):
+            raise ValueError(f"{where}: expected a dict, got {short_repr(group)}")
         check_like(group, own, where)
         ids = group["params"]
-        if not all(isinstance(pid, int) for pid in ids) or len(ids) != len(own["params"]):
+        if not (isinstance(ids, list) and len(ids) == len(own["params"]) and all(isinstance(x, int) for x in ids)):
             raise ValueError(f"{where}.params: expected {len(own['params'])} parameter ids, got {short_repr(ids)}")
         weights.update({pid: (p, group) for pid, p in zip(ids, optimizer.param_groups[i]["params"])})
     for pid, entry in state.items():
