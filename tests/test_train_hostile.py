@@ -139,7 +139,8 @@ def test_a_planted_temporary_log_link_does_not_redirect_the_rewrite(tmp_path):
 
 
 DAMAGED = [b"[1,2,3]", b'{"step": "abc", "loss": 1.0}', b'{"step": 2, "loss": 1.0, "note": "caf\xe9"}',
-           b'{"step": true, "loss": 1.0}', b'{"step": NaN, "loss": 1.0}', b'"just text"', b"\xff\xfe"]
+           b'{"step": true, "loss": 1.0}', b'{"step": NaN, "loss": 1.0}', b'"just text"', b"\xff\xfe",
+           b'{"step": 1' + b"0" * 400 + b', "loss": 1.0}']
 
 
 def test_truncate_log_keeps_damaged_lines_out_and_every_good_line_intact(tmp_path):

@@ -38,7 +38,7 @@ def open_run_file(path: Path, flags: int, single_name: bool = True) -> int:
         problem = _refusal(path, _KINDS.get(stat.S_IFMT(info.st_mode), "a special file"))
     elif single_name and info.st_nlink > 1:
         problem = (f"{printable(path)}: has {info.st_nlink} names (hard links), so writing it would change the "
-                   "same file under its other names; remove it (or copy it over itself), then rerun")
+                   "same file under its other names; move it away, then rerun")
     if problem:
         os.close(fd)
         raise RunFileError(problem)
@@ -120,9 +120,12 @@ def _record(line: bytes) -> dict | None:
     if not isinstance(row, dict):
         return None
     step = row.get("step", 0)
-    if isinstance(step, bool) or not isinstance(step, (int, float)) or not math.isfinite(step):
+    if isinstance(step, bool) or not isinstance(step, (int, float)):
         return None
-    return row
+    try:
+        return row if math.isfinite(step) else None
+    except OverflowError:  # an integer too large for a float
+        return None
 
 
 def _rewrite(path: Path, data: bytes) -> None:
