@@ -246,3 +246,18 @@ def test_a_state_from_another_torch_version_still_fits():
     state = optimizer.state_dict()
     state["param_groups"][0].pop("decoupled_weight_decay", None)
     check_optimizer_state(state, optimizer)
+
+
+def test_resume_with_a_fifo_as_the_log_is_one_line_and_frees_the_folder(finished_run, tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    for name in ("last.pt", "model.pt"):
+        (out / name).write_bytes((finished_run / name).read_bytes())
+    os.mkfifo(out / METRICS_FILE)
+    capsys.readouterr()
+    with within(120):
+        rc = run_cli("--data", finished_run.parent / "vistas", "--out", out, "--steps", 4, *FAST, "--resume")
+    assert rc == 1
+    line = one_error(capsys)
+    assert str(out / METRICS_FILE) in line and "a FIFO" in line, line
+    RunLock(out).acquire().release()  # the lock went with the refused run
