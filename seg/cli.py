@@ -21,6 +21,30 @@ def parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
+# Frame sizes seg.synth renders and seg.train trains at. The models' coarsest features are 1/16 of the input
+# (MobileNet backbones), so a side under MIN_FRAME_SIDE leaves them less than one cell; MAX_FRAME_SIDE is the
+# largest input size a checkpoint may record (seg.checkpoint_schema.MAX_INPUT_SIDE), and rendering one
+# frame that size takes ~2 GB (about 120 bytes a pixel).
+MIN_FRAME_SIDE = 16
+MAX_FRAME_SIDE = 4096
+
+
+def check_frame_size(size: tuple[int, int], lo: int = MIN_FRAME_SIDE, hi: int = MAX_FRAME_SIDE) -> tuple[int, int]:
+    """`size` (W, H) unchanged when each side is in lo..hi pixels; raises ValueError("WxH: ...") otherwise."""
+    w, h = size
+    if not (lo <= w <= hi and lo <= h <= hi):
+        raise ValueError(f"{w}x{h}: each side must be {lo} to {hi} pixels")
+    return size
+
+
+def frame_size_arg(text: str) -> tuple[int, int]:
+    """argparse `type=` for a frame size 'WxH' within MIN_FRAME_SIDE..MAX_FRAME_SIDE a side."""
+    try:
+        return check_frame_size(parse_size(text))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def size_arg(text: str) -> tuple[int, int]:
     """`parse_size` for argparse's `type=`: a bad value becomes a one-line usage error, not a traceback."""
     try:

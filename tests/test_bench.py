@@ -6,6 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
+from seg.bench import report
 from seg.bench.pipeline import NaivePipeline, cpu_backends, model_flops, pipeline_figures, timed_rounds
 from seg.bench.report import add_ratios, format_table, main
 from seg.data.samples import sample_frames as frames
@@ -113,3 +114,29 @@ def test_device_cuda_without_cuda_is_one_error_line(ckpt_path, monkeypatch, caps
     assert main(["--checkpoint", str(ckpt_path), "--device", "cuda", "--quick"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: device cuda: CUDA is not available here (use --device cpu or auto)"]
+
+
+@pytest.mark.parametrize("where", ["missing-folder/out.json", "a-file/out.json", "."])
+def test_json_to_an_unwritable_path_is_refused_before_any_work(ckpt_path, tmp_path, monkeypatch, capsys, where):
+    (tmp_path / "a-file").write_text("not a folder")
+    target = tmp_path / where
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("measured before checking where the figures go")
+
+    monkeypatch.setattr(report, "run", no_work)
+    assert main(["--checkpoint", str(ckpt_path), "--json", str(target), "--quick"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {target}: ") and "Traceback" not in err[0], err
+    assert not (tmp_path / "missing-folder").exists()
+
+
+def test_json_to_a_new_file_leaves_nothing_when_the_run_fails(ckpt_path, tmp_path, monkeypatch, capsys):
+    target = tmp_path / "out.json"
+
+    def fails(*args, **kwargs):
+        raise ValueError("device cuda: CUDA is not available here")
+
+    monkeypatch.setattr(report, "run", fails)
+    assert main(["--checkpoint", str(ckpt_path), "--json", str(target)]) == 1
+    assert not target.exists()  # the early check made no empty file

@@ -10,7 +10,9 @@ import pytest
 from PIL import Image
 
 from seg import synth
+from seg.checkpoint_schema import MAX_INPUT_SIDE
 from seg.classes import IGNORE_INDEX, NUM_CLASSES, VISTAS, load_config
+from seg.cli import MAX_FRAME_SIDE
 from seg.paths import REPO_ROOT
 
 SMALL = (64, 48)
@@ -191,7 +193,8 @@ def test_cli_images_only(tmp_path):
 
 
 @pytest.mark.parametrize("bad", [["--size", "0x5"], ["--size", "abc"], ["--size", "64x"], ["--train", "-1"],
-                                 ["--workers", "0"], ["--seed", "x"], ["--images-only", "--train", "1"]])
+                                 ["--workers", "0"], ["--seed", "x"], ["--images-only", "--train", "1"],
+                                 ["--size", "16384x16384"], ["--size", "1x1"], ["--size", "8x4096"]])
 def test_cli_bad_arguments_one_line_error(tmp_path, bad):
     r = _cli("--out", str(tmp_path / "o"), "--train", "0", "--val", "1", *bad)
     assert r.returncode != 0
@@ -347,3 +350,7 @@ def test_cli_preview_grid_pairs_images_with_their_labels(tmp_path):
     assert (grid[48:, 128:] == 255).all()  # no fourth frame: white
     r = _cli("--preview", str(tmp_path / "g2.jpg"), "--train", "2", "--val", "1")
     assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "g2.jpg").exists()
+
+
+def test_cli_frame_bound_is_the_checkpoint_schema_bound():
+    assert MAX_FRAME_SIDE == MAX_INPUT_SIDE  # a frame seg.synth writes can always train a loadable model

@@ -18,7 +18,7 @@ from seg.train import setup, trainer
 from seg.train.config import get_args_parser, parse_config, resolve_args
 from seg.train.engine import criterion, poly_decay, poly_lambda
 from seg.train.main import cli
-from seg.train.runlog import truncate_log
+from seg.train.runfiles import truncate_log
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = ["--arch", "lraspp_mobilenet_v3_large", "--size", "64x48", "--batch-size", "2", "--workers", "0",
@@ -171,6 +171,14 @@ BAD_FLAGS = [
     (["--bias-fit", "4", "--bias-fit-data", "/nonexistent"], "--bias-fit-data /nonexistent: no such folder"),
     (["--scale-range", "2,1"], "--scale-range must be LO,HI with 0 < LO <= HI, got '2,1'"),
     (["--init", "/nonexistent.pt"], "--init /nonexistent.pt: no such file"),
+    (["--threads", "0"], "argument --threads: expected a whole number >= 1, got '0'"),
+    (["--threads", "-3"], "argument --threads: expected a whole number >= 1, got '-3'"),
+    (["--size", "16384x16384"], "--size 16384x16384: each side must be 16 to 4096 pixels"),
+    (["--size", "1x1"], "--size 1x1: each side must be 16 to 4096 pixels"),
+    (["--crop", "8x8"], "--crop 8x8: each side must be 16 to 4096 pixels"),
+    (["--scale-range", "1e-9,1e-9"], "--scale-range: LO must be at least 0.05, got 1e-09"),
+    (["--scale-range", "0.05,0.1", "--size", "16x16"], "--scale-range: LO 0.05 shrinks the 16-pixel short side of"),
+    (["--scale-range", "0.5,1e9"], "--scale-range: HI 1e+09 makes the 64-pixel long side of --size"),
 ]
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from importlib.metadata import version
 from pathlib import Path
@@ -43,7 +44,7 @@ from seg.data.samples import KITTI_SIZE, sample_frames
 from seg.device import BACKENDS, cpu_name, describe, device_arg, resolve_device
 from seg.infer import onnxrt
 from seg.infer.predictor import Predictor
-from seg.paths import DEFAULT_CHECKPOINT, DEFAULT_DATA, SAMPLE_FRAMES
+from seg.paths import DEFAULT_CHECKPOINT, DEFAULT_DATA, SAMPLE_FRAMES, printable
 
 
 def _last_line(e: BaseException) -> str:
@@ -179,9 +180,27 @@ def get_args_parser() -> argparse.ArgumentParser:
     return p
 
 
+def unwritable(path: str) -> str | None:
+    """Why a file could not be written at `path`, or None: it is opened for appending (and removed again when
+    this made it), without waiting on a FIFO that has no reader."""
+    existed = os.path.lexists(path)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o644))
+    except OSError as e:
+        return e.strerror or str(e)
+    if not existed:
+        os.unlink(path)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m seg.bench`: prints the table (and writes --json); 1 with one error line when it cannot run."""
     args = get_args_parser().parse_args(argv)
+    # Checked before a minute or more of measuring, whose figures would otherwise be lost at the end.
+    reason = unwritable(args.json) if args.json else None
+    if reason:
+        print(f"error: {printable(args.json)}: cannot write the --json file there ({reason})", file=sys.stderr)
+        return 1
     try:
         res = run(Path(args.checkpoint), args.quick, Path(args.data), Path(args.kitti), args.backend, args.device)
     except (CheckpointError, ValueError) as e:  # ValueError: --device cuda without CUDA
@@ -189,5 +208,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(format_table(res))
     if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+        try:
+            Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+        except OSError as e:  # changed since the check: the table above still holds the figures
+            print(f"error: {printable(args.json)}: could not be written ({e.strerror or e}); the figures are in "
+                  "the table above", file=sys.stderr)
+            return 1
     return 0

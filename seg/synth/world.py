@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from seg.classes import VISTAS
-from seg.cli import int_arg, size_arg
+from seg.cli import MAX_FRAME_SIDE, MIN_FRAME_SIDE, frame_size_arg, int_arg
 from seg.synth import camera as cam_fx
 from seg.synth import objects as obj
 from seg.synth.ground import TEX, ground, sky, textures, wrap
@@ -214,7 +214,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", type=int_arg(0), required=True, help="number of training frames (0: no folder)")
     p.add_argument("--val", type=int_arg(0), required=True, help="number of validation frames")
     p.add_argument("--seed", type=int_arg(0), default=0, help="dataset seed (frame seeds derive from it)")
-    p.add_argument("--size", type=size_arg, default=(512, 384), help="frame size WxH (default 512x384)")
+    p.add_argument("--size", type=frame_size_arg, default=(512, 384),
+                   help=f"frame size WxH, {MIN_FRAME_SIDE} to {MAX_FRAME_SIDE} pixels a side (default 512x384)")
     p.add_argument("--workers", type=int_arg(1), default=1, help="worker processes (default 1)")
     p.add_argument("--images-only", action="store_true",
                    help="write the --val frames as OUT/PREFIXnnn.png images only, no labels (needs --train 0)")

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seg.classmap import list_mappings
-from seg.cli import parse_size
+from seg.checkpoint_schema import MAX_INPUT_SIDE
+from seg.cli import MIN_FRAME_SIDE, check_frame_size, int_arg, parse_size
 from seg.device import device_arg, resolve_device
 from seg.model import DEFAULT_ARCH, list_models
 from seg.paths import DEFAULT_DATA, REPO_ROOT
@@ -57,6 +58,12 @@ DEFAULTS = {"data": None, "arch": DEFAULT_ARCH, "steps": 20000, "batch_size": 8,
             "scale_range": "0.5,2.0", "time_limit": None,
             "class_weights": "none", "bn_recalibrate": 0, "logit_adjust": 0.0, "bias_fit": 0,
             "synth_pool": 0, "loss_at": "full", "classes": None, "init": None}
+
+
+# --scale-range: below MIN_SCALE a frame shrinks to a few pixels of its crop, nothing left to learn from; the
+# largest rescaled frame is held to MAX_SCALED_SIDE pixels (8192x8192 RGB: 200 MB in each loader worker).
+MIN_SCALE = 0.05
+MAX_SCALED_SIDE = 2 * MAX_INPUT_SIDE
 
 
 @dataclass(frozen=True)
@@ -159,9 +166,12 @@ def _add_data_flags(p) -> None:
     """What is trained and validated on, and how it is loaded."""
     p.add_argument("--data", help="Vistas-layout folder (training/ and validation/), or 'synth' to stream the synthetic world")
     p.add_argument("--val-data", default=None, help="validation folder (default: --data, or the bundled set for synth)")
-    p.add_argument("--size", default=None, help="model input size WxH (default 512x384)")
-    p.add_argument("--crop", default=None, help="training crop WxH (default: --size)")
-    p.add_argument("--scale-range", default=None, help="random rescale range LO,HI of the frame's short side (default 0.5,2.0)")
+    p.add_argument("--size", default=None,
+                   help=f"model input size WxH, {MIN_FRAME_SIDE} to {MAX_INPUT_SIDE} pixels a side (default 512x384)")
+    p.add_argument("--crop", default=None,
+                   help=f"training crop WxH, {MIN_FRAME_SIDE} to {MAX_INPUT_SIDE} pixels a side (default: --size)")
+    p.add_argument("--scale-range", default=None,
+                   help=f"random rescale range LO,HI of the frame's short side, LO >= {MIN_SCALE:g} (default 0.5,2.0)")
     p.add_argument("--no-augment", action="store_true", help="no random scale/crop/flip/jitter (debugging, exact comparisons)")
     p.add_argument("--synth-pool", type=int, default=None, metavar="N",
                    help="with --data synth: render N frames once and reuse them with fresh augmentation, instead "
@@ -235,7 +245,7 @@ def _add_device_flags(p) -> None:
     p.add_argument("--device", type=device_arg, default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="mixed precision (default: on CUDA)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True, help="channels_last memory format")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=int_arg(1), default=None, help="torch CPU threads")
 
 
 def resolve_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> TrainConfig:
@@ -252,7 +262,7 @@ def resolve_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> T
         _resolve_runtime(args)
         _check_numbers(args)
         _check_files(args)
-        args.scale_range = _scale_range(args.scale_range)
+        args.scale_range = _scale_range(args.scale_range, args.size)
     except ValueError as e:
         parser.error(str(e))
     if args.scale_lr:
@@ -311,17 +321,30 @@ def _check_files(args: argparse.Namespace) -> None:
     for k in ("size", "crop"):
         if getattr(args, k) is not None:
             try:
-                parse_size(getattr(args, k))
+                size = parse_size(getattr(args, k))
             except ValueError as e:
                 raise ValueError(f"--{k}: {e}") from None
+            try:  # what a checkpoint may record, and what the networks can see at all
+                check_frame_size(size, hi=MAX_INPUT_SIDE)
+            except ValueError as e:
+                raise ValueError(f"--{k} {e}") from None
 
 
-def _scale_range(text: str) -> tuple[float, float]:
-    """--scale-range 'LO,HI' as (LO, HI) with 0 < LO <= HI; raises ValueError."""
+def _scale_range(text: str, size: str) -> tuple[float, float]:
+    """--scale-range 'LO,HI' as (LO, HI) with MIN_SCALE <= LO <= HI, such that the rescaled --size frame keeps
+    a pixel and stays within MAX_SCALED_SIDE; raises ValueError."""
     try:
         lo, hi = (float(v) for v in str(text).split(","))
     except ValueError:
         lo = hi = 0.0
     if not 0 < lo <= hi:
         raise ValueError(f"--scale-range must be LO,HI with 0 < LO <= HI, got {text!r}")
+    if lo < MIN_SCALE:
+        raise ValueError(f"--scale-range: LO must be at least {MIN_SCALE:g}, got {lo:g}")
+    short, long = min(parse_size(size)), max(parse_size(size))
+    if int(short * lo) < 1:  # the augmentation resizes the short side to int(short * LO) pixels
+        raise ValueError(f"--scale-range: LO {lo:g} shrinks the {short}-pixel short side of --size below a pixel")
+    if long * hi > MAX_SCALED_SIDE:
+        raise ValueError(f"--scale-range: HI {hi:g} makes the {long}-pixel long side of --size {long * hi:.0f} "
+                         f"pixels, more than {MAX_SCALED_SIDE}")
     return lo, hi

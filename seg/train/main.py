@@ -21,12 +21,14 @@ import torch
 
 from seg.checkpoint import CheckpointError, load_checkpoint
 from seg.data.vistas import DataError
+from seg.paths import printable
 from seg.train import distributed as D
 from seg.train.calibrate import class_weights
 from seg.train.config import TrainConfig, parse_config
 from seg.train.engine import infinite
 from seg.train.runlock import RunLock, RunLockError
-from seg.train.runlog import start_log
+from seg.train.runfiles import start_log
+from seg.train.runlog import METRICS_FILE
 from seg.train.setup import Start, build, datasets, make_loader, restore
 from seg.train.trainer import TrainData, Trainer
 
@@ -43,7 +45,11 @@ def main(cfg: TrainConfig) -> int:
     parts = build(cfg, classes, device, world, fresh=resume is None)
     start = restore(resume, out / "last.pt", cfg.arch, parts) if resume is not None else Start()
     if rank == 0:
-        start_log(out, start.step if resume is not None else None)
+        damaged = start_log(out, start.step if resume is not None else None)
+        if damaged:  # no reader could use them; said here, so that nothing leaves the log unannounced
+            shown = ", ".join(map(str, damaged[:10])) + (", ..." if len(damaged) > 10 else "")
+            print(f"note: {printable(out / METRICS_FILE)}: {len(damaged)} damaged line(s) left out (not a JSON "
+                  f"object with a numeric step, or not UTF-8): line {shown}", file=sys.stderr)
         print(run_line(cfg, device, world, start.step), file=sys.stderr)
     loader, sampler = make_loader(cfg, train_set, device, rank, world)
     weight = None
@@ -81,7 +87,7 @@ def cli(argv: list[str] | None = None) -> int:
         if lock is not None:
             lock.acquire()
         return main(cfg)
-    except (DataError, CheckpointError, ValueError, RunLockError) as e:
+    except (DataError, CheckpointError, ValueError, RunLockError, OSError) as e:  # OSError: the run folder's files
         print(f"error: {error_line(e)}", file=sys.stderr)
         return 1
     finally:

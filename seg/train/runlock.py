@@ -11,7 +11,8 @@ conflicts within one process, and closing any descriptor of the file drops it, s
 trainer opens the lock file.
 
 The lock file is never deleted: deleting it would let a waiting process hold a lock on the removed file
-while a third one locks a fresh file under the same name.
+while a third one locks a fresh file under the same name. A lock file that is a symbolic link, a FIFO, a
+folder or a second name of another file is refused (one line naming it), never followed or written.
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ import os
 import socket
 import time
 from pathlib import Path
+
+from seg.train.runfiles import RunFileError, open_run_file
 
 LOCK_FILE = "train.lock"
 
@@ -43,9 +46,14 @@ class RunLock:
     def acquire(self) -> "RunLock":
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            f = open(self.path, "a+")  # no truncation before we hold it: the holder's note stays readable
+            # No truncation before we hold it: the holder's note stays readable. Never through a link or into
+            # a second name: the note is written over whatever file that is.
+            fd = open_run_file(self.path, os.O_RDWR | os.O_CREAT)
+        except RunFileError as e:
+            raise RunLockError(str(e)) from None
         except OSError as e:
             raise RunLockError(f"{self.path}: cannot create the run folder's lock file ({e.strerror or e})") from None
+        f = open(fd, "r+", encoding="utf-8", errors="replace")
         try:
             fcntl.lockf(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from seg.checkpoint import CheckpointError, load_checkpoint
 from seg.classes import VISTAS
 from seg.classmap import remap_dataset
+from seg.cli import one_line
 from seg.data.synthetic import SynthPool, SynthStream
 from seg.data.transforms import get_transform
 from seg.data.vistas import DataError, VistasDataset, check_split
@@ -20,6 +21,7 @@ from seg.model import create_model, output_conv
 from seg.train import distributed as D
 from seg.train.config import TrainConfig
 from seg.train.engine import poly_lambda
+from seg.train.resume import check_like, check_optimizer_state, check_scheduler_state, check_weights
 
 # --bias-fit's held-out synthetic frames: the validation frames of dataset seed --seed + this, i.e. what
 # `python -m seg.synth --seed 1234 --val N` writes with the default --seed 0. Disjoint from every training
@@ -177,17 +179,32 @@ def build(cfg: TrainConfig, classes, device: torch.device, world: int, fresh: bo
 
 
 def restore(resume: dict, path: Path, arch: str, parts: Parts) -> Start:
-    """Load a last.pt (`resume`, read from `path`) into the run's parts; returns where the run goes on."""
+    """Load a last.pt (`resume`, read from `path`) into the run's parts; returns where the run goes on.
+
+    Everything is checked before anything is loaded (seg.train.resume), so a file that cannot go on (a slim
+    model.pt, weights of another shape, a damaged optimizer or schedule state) is a CheckpointError naming
+    `path`, raised before the run folder is touched."""
     if resume["model_args"]["arch"] != arch:
         raise CheckpointError(f"{path}: was trained as {resume['model_args']['arch']}, not {arch}")
-    parts.net.load_state_dict(resume["model"])
-    if resume.get("unadjusted_bias") is not None:  # a finished, logit-adjusted run: undo it exactly
-        with torch.no_grad():
-            output_conv(parts.net).bias.copy_(torch.tensor(resume["unadjusted_bias"]))
-    parts.optimizer.load_state_dict(resume["optimizer"])
-    parts.scheduler.load_state_dict(resume["scheduler"])
-    if parts.scaler is not None and resume.get("scaler"):
-        parts.scaler.load_state_dict(resume["scaler"])
+    if resume.get("optimizer") is None or resume.get("scheduler") is None:
+        raise CheckpointError(f"{path}: holds no optimizer state (a slim model.pt or best.pt?), so it cannot be "
+                              "resumed; start a new --out from its weights with --init instead")
+    try:
+        check_weights(resume["model"], parts.net)
+        check_optimizer_state(resume["optimizer"], parts.optimizer)
+        check_scheduler_state(resume["scheduler"], parts.scheduler)
+        if parts.scaler is not None and resume.get("scaler"):
+            check_like(resume["scaler"], parts.scaler.state_dict(), "scaler")
+        parts.net.load_state_dict(resume["model"])
+        if resume.get("unadjusted_bias") is not None:  # a finished, logit-adjusted run: undo it exactly
+            with torch.no_grad():
+                output_conv(parts.net).bias.copy_(torch.tensor(resume["unadjusted_bias"]))
+        parts.optimizer.load_state_dict(resume["optimizer"])
+        parts.scheduler.load_state_dict(dict(resume["scheduler"]))  # a copy: it pops lr_lambdas
+        if parts.scaler is not None and resume.get("scaler"):
+            parts.scaler.load_state_dict(resume["scaler"])
+    except (ValueError, KeyError, TypeError, RuntimeError) as e:  # the checks', or torch's should one slip by
+        raise CheckpointError(f"{path}: cannot be resumed: {one_line(e)}") from None
     return Start(resume["step"], resume.get("elapsed", 0.0), resume.get("best_miou"))
 
 

@@ -19,7 +19,8 @@ from seg.train import distributed as D
 from seg.train.calibrate import fit_logit_bias, heldout_scores, logit_adjustment, recalibrate_bn
 from seg.train.config import TrainConfig
 from seg.train.engine import criterion, evaluate, poly_decay, set_train_mode
-from seg.train.runlog import METRICS_FILE, MetricsLog
+from seg.train.runfiles import MetricsLog
+from seg.train.runlog import METRICS_FILE
 from seg.train.setup import Parts, Start, heldout_frames
 
 
@@ -226,8 +227,8 @@ class Trainer:
 
     def run(self) -> int:
         """The step loop. Returns the process exit code (0 done or interrupted cleanly, 1 stopped on NaN)."""
+        self.log = MetricsLog(self.out / METRICS_FILE) if self.main else None  # refused before any handler is set
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-        self.log = MetricsLog(self.out / METRICS_FILE) if self.main else None
         self.bar = tqdm(total=self.cfg.steps, initial=self.start_step,
                         disable=not (self.main and sys.stderr.isatty()), unit="step")
         code, end = 0, "error"  # the log's end record stays "error" if an unexpected exception escapes the loop
