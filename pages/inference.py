@@ -52,7 +52,7 @@ clip_uploads = st.file_uploader(
     f"Clips (mp4, mov, avi, mkv, webm; up to {clips.MAX_CLIP_MB} MB, the first {clips.MAX_CLIP_FRAMES} frames "
     "are segmented)", type=clips.CLIP_TYPES, accept_multiple_files=True, key="inf_clip_uploads",
     max_upload_size=clips.MAX_CLIP_MB,
-    help="Segmented frame by frame into an H.264 clip with the classes listed in a corner.")
+    help="Segmented frame by frame into an H.264 clip with each frame's largest classes listed in a corner.")
 sample_clips = clips.list_clips(ctx.config.samples)
 picked_clips = st.multiselect(
     "Sample clips (made from the synthetic renders)" if samples_synthetic else "Sample clips",
