@@ -36,15 +36,20 @@ def test_run_clip_errors_are_values(tmp_path, monkeypatch):
     assert isinstance(big, views.InferenceFailure) and "over the 0 MB limit" in big.message
 
 
-def test_inference_page_plays_a_sample_clip(tmp_path, monkeypatch):
+def inference_page_with_clip(tmp_path, monkeypatch, n: int) -> AppTest:
+    """The Inference page over stand-ins whose samples folder holds drive.mp4 of `n` frames."""
     no_legacy_pages_dir(monkeypatch)
     env = make_standins(tmp_path / "standins", n_samples=1)
-    clip_bytes(tmp_path / "standins" / "samples" / "drive.mp4", n=5)
+    clip_bytes(tmp_path / "standins" / "samples" / "drive.mp4", n=n)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=120)
     at.run()
-    at.switch_page("pages/inference.py").run()
+    return at.switch_page("pages/inference.py").run()
+
+
+def test_inference_page_plays_a_sample_clip(tmp_path, monkeypatch):
+    at = inference_page_with_clip(tmp_path, monkeypatch, 5)
     assert at.multiselect(key="inf_clips").options == ["drive.mp4"]
     at.multiselect(key="inf_clips").set_value(["drive.mp4"]).run()
     assert not at.exception, at.exception
@@ -61,15 +66,8 @@ def test_clip_chart_series_get_distinct_colours():
 
 
 def test_bundled_sample_clip_is_named_synthetic(tmp_path, monkeypatch):
-    no_legacy_pages_dir(monkeypatch)
-    env = make_standins(tmp_path / "standins", n_samples=1)
-    clip_bytes(tmp_path / "standins" / "samples" / "drive.mp4", n=3)
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
     monkeypatch.setattr(provenance, "SYNTHETIC_ROOT", tmp_path / "standins")  # as the bundled assets/ are
-    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=120)
-    at.run()
-    at.switch_page("pages/inference.py").run()
+    at = inference_page_with_clip(tmp_path, monkeypatch, 3)
     assert "synthetic" in at.multiselect(key="inf_clips").label
     at.multiselect(key="inf_clips").set_value(["drive.mp4"]).run()
     assert not at.exception, at.exception
