@@ -62,7 +62,8 @@ def test_clip_chart_series_get_distinct_colours():
     shares = np.zeros((3, VISTAS.num_classes), np.float32)
     shares[:, navies] = 0.25
     fig = clips.share_figure(shares, 10.0, VISTAS)
-    assert len(fig.data) == 4 and len({t.line.color for t in fig.data}) == 4
+    rgb = [np.array([int(t.line.color[k:k + 2], 16) for k in (1, 3, 5)]) for t in fig.data]
+    assert len(rgb) == 4 and min(np.linalg.norm(a - b) for i, a in enumerate(rgb) for b in rgb[i + 1:]) > 100
 
 
 def test_bundled_sample_clip_is_named_synthetic(tmp_path, monkeypatch):
