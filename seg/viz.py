@@ -111,6 +111,18 @@ def legend(labels: np.ndarray, classes: ClassTable, min_share: float = 0.0) -> l
     return rows
 
 
+LEGEND_KEY_SHARE = 0.005  # split_legend: classes under 0.5% of a frame go behind "and K more"
+LEGEND_KEY_TOP = 12  # ... and so do those past the 12 largest
+
+
+def split_legend(rows: list[dict], min_share: float = LEGEND_KEY_SHARE, top: int = LEGEND_KEY_TOP) -> tuple[list[dict], list[dict]]:
+    """`legend` rows (largest first) split into (the ones that matter, the rest): at most `top` rows of at
+    least `min_share` of the frame (always the largest one), so a real frame's 40 classes, a dozen under
+    0.1%, do not bury the few that cover it."""
+    shown = [r for r in rows[:top] if r["share"] >= min_share] or rows[:1]
+    return shown, rows[len(shown):]
+
+
 def to_label_png(labels: np.ndarray, classes: ClassTable) -> Image.Image:
     """(H, W) class ids -> PIL 'P' image whose pixel values are the ids and whose palette is the class palette.
 

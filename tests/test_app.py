@@ -22,7 +22,7 @@ from seg.infer.predictor import Predictor
 from seg.paths import REPO_ROOT
 from seg.train import runlog
 from webapp import config as appconfig
-from webapp import figures, views
+from webapp import figures, ui, views
 
 
 
@@ -160,7 +160,7 @@ def test_inference_page_segments_a_sample_frame(standins):
     assert "inference" in _texts(at) and "%</span>" in _texts(at)  # timing caption, legend chips with shares
     # input | map as images, the overlay in the hover inspector; one frame: no "Download all"
     assert len(at.get("image")) == 2 and len(at.get("download_button")) == 2
-    at.toggle(key="inf_conf").set_value(True)
+    at.toggle(key="inf_conf").set_value(True).run()  # the threshold is live only with Confidence on
     at.slider(key="inf_threshold").set_value(0.9)
     at.button_group(key="inf_view").set_value("Overlay")
     at.run()
@@ -181,6 +181,52 @@ def test_inference_states_one_pixel_limit_and_names_synthetic_samples(standins, 
     at = run_app("inference")
     assert "synthetic" in at.multiselect(key="inf_samples").label and not at.error
     assert "not how it does on real dashcam photos" in _texts(at)
+
+
+def test_inference_controls_that_do_nothing_are_off_and_views_are_named(standins):
+    at = run_app("inference")
+    assert at.slider(key="inf_threshold").disabled and not at.slider(key="inf_alpha").disabled  # Confidence off
+    assert "Side by side" not in at.button_group(key="inf_view").options  # wide frames are stacked, not side by side
+    at.toggle(key="inf_conf").set_value(True)
+    at.button_group(key="inf_view").set_value("Mask only").run()
+    assert not at.exception and not at.slider(key="inf_threshold").disabled and at.slider(key="inf_alpha").disabled
+
+
+def test_a_view_change_does_not_rerun_the_network(standins, monkeypatch):
+    calls = []
+    real = Predictor.predict_full
+    monkeypatch.setattr(Predictor, "predict_full", lambda self, img: calls.append(1) or real(self, img))
+    ui.pixel_cache().clear()
+    at = run_app("inference")
+    assert len(calls) == 1  # the one sample frame
+    at.button_group(key="inf_view").set_value("Mask only").run()
+    at.toggle(key="inf_conf").set_value(True).run()
+    at.slider(key="inf_threshold").set_value(0.8).run()
+    at.toggle(key="inf_outline").set_value(True).run()
+    at.button_group(key="inf_view").set_value("Overlay").run()
+    at.slider(key="inf_alpha").set_value(0.3).run()
+    assert not at.exception and len(calls) == 1
+
+
+def test_own_frames_carry_the_synthetic_model_caveat_and_bundled_clips_say_synthetic(standins, monkeypatch):
+    at = run_app("inference")  # the stand-in samples folder is the user's own; the model trained on synth
+    assert "trained only on the synthetic street world" in _texts(at)
+    monkeypatch.delenv("SEG_SAMPLES")  # the bundled samples: synthetic renders, their clip too
+    at = run_app("inference")
+    assert "synthetic" in at.multiselect(key="inf_clips").label
+    assert "trained only on the synthetic street world" not in _texts(at)  # the sample says so itself
+
+
+def test_ab_mode_offers_b_downloads_and_zips_them(standins):
+    at = run_app()
+    (b,) = [s for s in at.sidebar.selectbox if s.label == "Compare with (A/B)"]
+    b.set_value("demo (bundled)").run()
+    at.switch_page("pages/inference.py").run()
+    assert not at.exception, at.exception
+    labels = [d.proto.label for d in at.get("download_button")]
+    assert "Label map of B (PNG)" in labels and "Overlay of B (PNG)" in labels
+    at.multiselect(key="inf_samples").set_value(["kitti_000000.png", "kitti_000001.png"]).run()
+    assert not at.exception and len(at.get("download_button")) == 9  # A and B, 2 each per frame, + the zip
 
 
 def test_validation_page_scores_and_browses_frames(standins, predictor):

@@ -85,3 +85,26 @@ def test_a_file_that_is_not_a_checkpoint_says_so(tmp_path):
     evil.write_bytes(pickle.dumps({"model": print}, protocol=2))  # a real pickle naming a global
     with pytest.raises(CheckpointError, match="possibly unsafe"):
         load_checkpoint(evil)
+
+
+def test_transparent_pixels_are_unlabelled_in_map_overlay_and_downloads():
+    rgba = np.full((10, 10, 4), 200, np.uint8)
+    rgba[:, 4:, 3] = 0  # the right 60% fully transparent
+    buf = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buf, format="PNG")
+    res = views.run_inference(Fixed(), "cut-out.png", buf.getvalue())
+    ignore = VISTAS.ignore_index
+    assert (res.labels[:, 4:] == ignore).all() and (res.labels[:, :4] == CAR).all()
+    assert "shown unlabelled" in res.note
+    pal = VISTAS.palette()
+    assert (views.mask_view(res.labels, VISTAS)[:, 4:] == pal[ignore]).all()
+    png = np.asarray(Image.open(io.BytesIO(views.label_png_bytes(res.labels, VISTAS))))
+    assert (png[:, 4:] == ignore).all() and (png[:, :4] == CAR).all()  # the download: the ignore id
+    over = views.overlay_view(res.image, res.labels, VISTAS, 1.0)
+    assert (over[:, 4:] == pal[ignore]).all() and (over[:, :4] == pal[CAR]).all()
+
+
+def test_outlines_use_a_colour_no_class_uses():
+    rgb = views.outline_color(VISTAS)
+    assert rgb not in {tuple(int(v) for v in c) for c in VISTAS.palette()} and rgb != (255, 255, 255)
+    assert rgb in views.OUTLINE_COLORS

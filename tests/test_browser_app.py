@@ -1,6 +1,7 @@
 """The app in chromium (Playwright): a drag-zoom survives live refreshes and control changes, log-scale ticks
 read as numbers, validation draws its first page before the split is scored and a smaller frame count re-scores
-nothing, and hover readouts name the class (truth, confidence) of the pixel under the cursor.
+nothing, hover readouts name the class (truth, confidence) of the pixel under the cursor, and on Inference an
+upload moves the default sample aside, transparent pixels read Unlabeled, and idle controls are disabled.
 
 Every wait is for an element or a condition, bounded by a timeout; none is a fixed sleep.
 """
@@ -190,4 +191,39 @@ def test_hover_readout_names_the_pixel(server, page):
     truth = np.asarray(Image.open(Path(standins / "vistas" / "validation" / "labels" / f"{stem}.png")))
     r = _hover_readout(page, image, 0.5, 0.6)
     assert f"truth {names[truth[r['y'], r['x']]]}" in r["text"] and "predicted " in r["text"], r
+    no_traceback(page)
+
+
+def _disabled(page, key: str) -> bool:
+    """Whether the slider of widget `key` is disabled (its range input is)."""
+    return page.locator(f'.st-key-{key} input[type="range"]').first.is_disabled()
+
+
+def _wait_disabled(page, key: str, want: bool) -> None:
+    page.wait_for_function(
+        f"() => {{ const t = document.querySelector('.st-key-{key} input[type=\"range\"]'); "
+        f"return t && t.disabled === {str(want).lower()}; }}", timeout=WAIT_MS)
+
+
+def test_inference_upload_steps_the_sample_aside_and_unlabels_transparent_pixels(server, page):
+    url, tmp, _ = server
+    rgba = np.full((96, 128, 4), 120, np.uint8)
+    rgba[:, 64:, 3] = 0  # the right half fully transparent
+    cutout = tmp / "cutout.png"
+    Image.fromarray(rgba, "RGBA").save(cutout)
+    open_page(page, url + "/inference", "Sample frames")
+    page.get_by_text("kitti_000000.png").first.wait_for(timeout=WAIT_MS)  # the default sample, shown
+    _idle(page)
+    assert _disabled(page, "inf_threshold") and not _disabled(page, "inf_alpha")  # Confidence is off
+    page.locator('input[type="file"]').first.set_input_files([str(cutout)])
+    page.get_by_text("shown unlabelled", exact=False).first.wait_for(timeout=WAIT_MS)
+    _idle(page)
+    assert page.get_by_text("kitti_000000.png").count() == 0  # neither picked nor drawn: it stepped aside
+    image = page.locator(".seg-image").first
+    assert "predicted Unlabeled" in _hover_readout(page, image, 0.85, 0.5)["text"]  # transparent
+    assert "Unlabeled" not in _hover_readout(page, image, 0.15, 0.5)["text"]  # opaque
+    page.locator(".st-key-inf_view").get_by_text("Mask only").click()
+    _wait_disabled(page, "inf_alpha", True)
+    page.locator(".st-key-inf_conf").get_by_text("Confidence").click()
+    _wait_disabled(page, "inf_threshold", False)
     no_traceback(page)

@@ -19,7 +19,7 @@ from PIL import Image
 from seg.checkpoint import make_checkpoint, save_checkpoint
 from seg.classes import VISTAS
 from seg.model import create_model
-from seg.infer.video import burn_legend
+from seg.infer.video import LEGEND_TOP, burn_legend, overlay_frame
 from seg.viz import legend, overlay_image
 from conftest import run_main
 from seg.infer.predict_cli import main as predict_main
@@ -158,6 +158,37 @@ def test_legend_is_burnt_into_the_corner():
     for r in rows:  # each class's palette color is drawn exactly
         assert tuple(int(r["color"][k:k + 2], 16) for k in (1, 3, 5)) in swatches
     assert (out[300:, 200:] == 128).all()  # the rest of the frame is untouched
+
+
+def test_burnt_legend_is_compact_and_lists_the_largest_classes():
+    rgb = np.full((375, 1242, 3), 128, np.uint8)
+    labels = np.zeros((375, 1242), np.uint8)
+    for c in range(20):  # 20 classes, class c over (c + 1) columns of 6 px: class 19 is the largest
+        labels[:, sum(6 * (k + 1) for k in range(c)):][:, :6 * (c + 1)] = c
+    plain = overlay_frame(rgb, labels, VISTAS, 0.5, with_legend=False)
+    out = overlay_frame(rgb, labels, VISTAS, 0.5)
+    touched = np.argwhere((out != plain).any(axis=2))
+    (y0, x0), (y1, x1) = touched.min(0), touched.max(0)
+    assert (y0, x0) == (0, 0) and y1 < 375 * 0.3 and x1 < 1242 * 0.14  # a corner, not the frame's height
+    swatches = {tuple(out[y, x]) for y in range(y1) for x in range(40)}
+    pal = VISTAS.palette()
+    top = sorted(range(20), key=lambda c: -(c + 1))[:LEGEND_TOP]
+    assert all(tuple(pal[c]) in swatches for c in top) and tuple(pal[0]) not in swatches
+    box = out[2, x1 - 2].astype(int)  # inside the box, past the text: the scene shows through
+    assert 0 < box.sum() < plain[2, x1 - 2].astype(int).sum()
+
+
+def test_no_legend_flag_leaves_the_frames_plain(tmp_path, ckpt_path, predictor, cli):
+    clip = make_clip(tmp_path / "c.mp4", 2, w=128, h=96)
+    assert cli(clip, "--out", tmp_path / "a", "--checkpoint", ckpt_path, "--precision", "fp32").returncode == 0
+    r = cli(clip, "--out", tmp_path / "b", "--no-legend", "--checkpoint", ckpt_path, "--precision", "fp32")
+    assert r.returncode == 0, r.stderr
+    (with_legend, _), (plain, _) = decode(tmp_path / "a" / "c_overlay.mp4"), decode(tmp_path / "b" / "c_overlay.mp4")
+    src, _ = decode(clip)
+    want = np.asarray(overlay_image(src[0], predictor.predict(src[0]), VISTAS)).astype(int)
+    corner = (slice(0, 12), slice(0, 40))
+    assert np.abs(plain[0][corner].astype(int) - want[corner]).mean() < 12  # the overlay, no box
+    assert np.abs(with_legend[0][corner].astype(int) - want[corner]).mean() > 12
 
 
 def test_bad_clips_are_one_line_each_and_leave_nothing(tmp_path, ckpt_path, cli):

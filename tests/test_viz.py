@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 
 from seg.classes import VISTAS
-from seg.viz import colorize, confidence_view, hex_color, legend, overlay, overlay_image, to_label_png
+from seg.viz import colorize, confidence_view, hex_color, legend, overlay, overlay_image, split_legend, to_label_png
 
 ROAD, SKY, CAR = VISTAS.index("Road"), VISTAS.index("Sky"), VISTAS.index("Car")
 
@@ -75,3 +75,15 @@ def test_confidence_view_marks_unsure_pixels():
     assert v.shape == (48, 64, 3) and v[0, 0, 0] == 0 and v[-1, -1, 0] == 255
     v = confidence_view(conf, threshold=0.5)
     assert tuple(v[0, 0]) == (255, 0, 255) and tuple(v[-1, -1]) == (255, 255, 255)
+
+
+def test_split_legend_keeps_the_classes_that_matter():
+    shares = [0.4, 0.3, 0.2, 0.05, 0.01, 0.004, 0.003, 0.001]
+    rows = [{"id": i, "name": f"c{i}", "color": "#000000", "share": s} for i, s in enumerate(shares)]
+    shown, rest = split_legend(rows)
+    assert [r["id"] for r in shown] == [0, 1, 2, 3, 4] and [r["id"] for r in rest] == [5, 6, 7]
+    shown, rest = split_legend(rows, top=2)
+    assert len(shown) == 2 and len(rest) == 6
+    tiny = [{"id": 0, "name": "c0", "color": "#000000", "share": 0.001}]
+    assert split_legend(tiny) == (tiny, [])  # the largest class always shows
+    assert split_legend([]) == ([], [])

@@ -31,9 +31,10 @@ def _segment(pred, key: str, name: str, data: bytes):
     return ui.pixel_cache().get_or_compute(("clip", key, name, hashlib.sha256(data).digest()), run)
 
 
-def show(pred, key: str, inputs: list[tuple[str, bytes]]) -> None:
+def show(pred, key: str, inputs: list[tuple[str, bytes]], synthetic_from: int | None = None) -> None:
     """One block per clip of `inputs` [(file name, bytes)]: errors as one line, results as video + download +
-    chart."""
+    chart. Clips from index `synthetic_from` on (None: none) are bundled samples made of synthetic renders,
+    and their heading says so."""
     for i, (name, data) in enumerate(inputs):
         st.divider()
         slot = st.empty()
@@ -46,10 +47,12 @@ def show(pred, key: str, inputs: list[tuple[str, bytes]]) -> None:
         if isinstance(res, views.InferenceFailure):
             st.error(md(res.message), icon=":material/broken_image:")
             continue
-        st.markdown(f"**{md(name)}**")
+        synthetic = synthetic_from is not None and i >= synthetic_from
+        st.markdown(f"**{md(name)}**" + (" · synthetic sample clip (rendered frames, not a real drive)"
+                                          if synthetic else ""))
         cut = f" (first {res.frames:,} frames only)" if res.capped else ""
-        st.caption(f"{res.frames:,} frames{cut} · {res.frames / max(res.seconds, 1e-9):.1f} frames/s on this machine "
-                   f"(decode + segment + encode) · {res.fps:g} frames/s clip")
+        st.caption(f"{res.frames:,} frames{cut} · {res.frames / max(res.seconds, 1e-9):.1f} frames/s on this machine as "
+                   f"it is now (decode + segment + encode; Home times an idle run) · {res.fps:g} frames/s clip")
         st.video(res.video, format="video/mp4")
         st.download_button("Segmented clip (MP4)", res.video, f"{views.stem_of(name)}_overlay.mp4", "video/mp4",
                            key=f"dl_clip_{i}_{name}", on_click="ignore", icon=":material/download:")

@@ -12,17 +12,19 @@ import av
 import numpy as np
 import plotly.graph_objects as go
 
+from plotly.colors import qualitative
+
 from webapp import escape
 from webapp.views import InferenceFailure
 from seg.classes import ClassTable
 from seg.cli import one_line
 from seg.infer.video import VIDEO_EXTENSIONS, ClipReader, VideoError, segment_clip
-from seg.viz import hex_color
 
 CLIP_TYPES = [e.lstrip(".") for e in VIDEO_EXTENSIONS]
 MAX_CLIP_MB = 200  # Streamlit's own default upload limit (server.maxUploadSize)
 MAX_CLIP_FRAMES = 600  # the page segments at most this many frames of a clip (1 min at 10 fps); the CLI has no cap
 CHART_MIN_SHARE = 0.005  # classes that never reach 0.5% of a frame stay out of the chart
+CHART_COLORS = qualitative.Dark24 + qualitative.Light24  # 48 distinct colours for the chart's series
 
 
 @dataclass
@@ -72,15 +74,16 @@ def run_clip(predictor, name: str, data: bytes, on_frame: Callable[[int, int | N
 
 
 def share_figure(shares: np.ndarray, fps: float, classes: ClassTable, min_share: float = CHART_MIN_SHARE) -> go.Figure:
-    """Stacked area chart of each class's pixel share (%) against clip time (s), in the class palette.
-    Class names are escaped: Plotly reads HTML in trace names."""
+    """Stacked area chart of each class's pixel share (%) against clip time (s), one distinct colour per series
+    (CHART_COLORS: the class palette has near-identical navies for Car, Truck, Bus, Utility Pole). Class names
+    are escaped: Plotly reads HTML in trace names."""
     t = np.arange(len(shares)) / max(fps, 1e-9)
     fig = go.Figure()
-    palette = classes.palette()
-    for c in np.flatnonzero(shares.max(0) >= min_share):
+    for k, c in enumerate(np.flatnonzero(shares.max(0) >= min_share)):
         fig.add_trace(go.Scatter(
             x=t, y=100 * shares[:, c], name=escape.html(classes.readable[c]), mode="lines", stackgroup="one",
-            line=dict(width=0.5, color=hex_color(palette[c])), hovertemplate="%{y:.1f}%<extra>%{fullData.name}</extra>",
+            line=dict(width=0.5, color=CHART_COLORS[k % len(CHART_COLORS)]),
+            hovertemplate="%{y:.1f}%<extra>%{fullData.name}</extra>",
         ))
     fig.update_layout(
         title=dict(text="Pixel share per class over the clip", x=0.0, xanchor="left", font=dict(size=15)),

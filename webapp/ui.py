@@ -17,6 +17,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from seg import viz
 from seg.classmap import get_classmap
 from seg.paths import REPO_ROOT, inside, printable
 from seg.train import runlog
@@ -235,6 +236,18 @@ def infer(pred, key: str, name: str, data: bytes):
     return pixel_cache().get_or_compute(cache_key, lambda: views.run_inference(pred, name, data))
 
 
+def mark_chosen(key: str) -> None:
+    """on_change of a picker whose default may step aside: the user chose its value, so it stays."""
+    st.session_state[f"{key}__chosen"] = True
+
+
+def default_steps_aside(upload_key: str, picker_key: str) -> None:
+    """on_change of an uploader: once the user uploads, the picker `picker_key`'s pre-selected default is
+    cleared (it would render after, and be zipped with, the user's own files), unless the user chose it."""
+    if st.session_state.get(upload_key) and not st.session_state.get(f"{picker_key}__chosen"):
+        st.session_state[picker_key] = []
+
+
 # ---- display helpers ---------------------------------------------------------------------------------
 
 
@@ -258,6 +271,16 @@ def legend_chips(rows: list[dict], show_share: bool = True) -> None:
             f"{escape.html(r['name'])}{share}</span>"
         )
     st.markdown("<div style='line-height:1.4'>" + "".join(chips) + "</div>", unsafe_allow_html=True)
+
+
+def legend_with_more(rows: list[dict]) -> None:
+    """Legend chips of the classes that matter (viz.split_legend), the rest behind an "and K more" expander."""
+    shown, rest = viz.split_legend(rows)
+    legend_chips(shown)
+    if rest:
+        with st.expander(f"and {len(rest)} more (under {viz.LEGEND_KEY_SHARE:.1%} of the frame each, or past "
+                         f"the {viz.LEGEND_KEY_TOP} largest)"):
+            legend_chips(rest)
 
 
 # ---- validation --------------------------------------------------------------------------------------

@@ -61,14 +61,17 @@ def run_inference(predictor, name: str, data: bytes, max_pixels: int = MAX_UPLOA
     except ImageError as e:
         return InferenceFailure(name, str(e))
     pred = predictor.predict_full(image)
-    labels = np.asarray(pred.labels, dtype=np.uint8)
+    labels = np.array(pred.labels, dtype=np.uint8)  # a copy: transparent pixels are unlabelled below
     clear = transparent_mask(data, labels.shape)
     note = ""
     if clear is not None and clear.any():
         # The model saw these pixels composited on black; what it calls them says nothing about the photo.
-        note = (f"{clear.mean():.1%} of the pixels are fully transparent: composited on black for the model "
-                "and left out of the class shares.")
         legend = viz.legend(labels[~clear][None, :], predictor.classes) if not clear.all() else []
+        ignore = predictor.classes.ignore_index
+        if ignore is not None:  # map, overlay and label PNG then show them as unlabelled, as the shares do
+            labels[clear] = ignore
+        note = (f"{clear.mean():.1%} of the pixels are fully transparent: composited on black for the model, "
+                "left out of the class shares" + (" and shown unlabelled." if ignore is not None else "."))
     else:
         legend = viz.legend(labels, predictor.classes)
     return InferenceResult(name, np.asarray(image), labels, np.asarray(pred.confidence, np.float32), pred.ms,
@@ -131,6 +134,17 @@ def outline(rgb: np.ndarray, labels: np.ndarray, color=(255, 255, 255)) -> np.nd
     out = np.array(rgb, dtype=np.uint8, copy=True)
     out[edge] = color
     return out
+
+
+OUTLINE_COLORS = {(0, 255, 255): "cyan", (255, 255, 0): "yellow", (0, 255, 0): "green", (255, 128, 0): "orange",
+                  (255, 0, 255): "magenta", (255, 255, 255): "white"}  # outline_color's picks, in order
+
+
+def outline_color(classes: ClassTable) -> tuple[int, int, int]:
+    """An outline colour no class of `classes` is drawn in (cyan unless a class uses it), so a class edge is
+    never mistaken for a class (white is Lane Marking in Vistas)."""
+    used = {tuple(int(v) for v in c) for c in classes.palette()}
+    return next((c for c in OUTLINE_COLORS if c not in used), next(iter(OUTLINE_COLORS)))
 
 
 def zip_bytes(files: dict[str, bytes]) -> bytes:

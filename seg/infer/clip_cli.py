@@ -23,6 +23,9 @@ def add_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-frames", type=int_arg(1), default=None, metavar="N", help="stop after N frames")
     g.add_argument("--fps", type=fps_arg, default=None,
                    help="turn each FOLDER of numbered frames into a clip at this rate (else folders are images)")
+    g.add_argument("--legend", action=argparse.BooleanOptionalAction, default=True,
+                   help="burn each frame's largest classes (6 at most) into a small box in its top-left corner "
+                        "(default: on)")
 
 
 def fps_arg(text: str) -> float:
@@ -48,7 +51,7 @@ def run_clips(predictor, clips: list[Path], out: Path, args: argparse.Namespace)
     """Segment each clip; prints the output path (stdout) and frames/s (stderr), or one `error:` line.
     Returns the number of clips that failed. SIGTERM ends it like Ctrl-C: the clip in progress is removed.
 
-    `args` holds the flags of `add_args` (fps, every, max_frames, frames)."""
+    `args` holds the flags of `add_args` (fps, every, max_frames, frames, legend)."""
     failed, old, written = 0, None, {}
     if clips and threading.current_thread() is threading.main_thread():
         old = signal.signal(signal.SIGTERM, exit_on_term)
@@ -77,7 +80,7 @@ def run_clip(predictor, clip: Path, out: Path, args: argparse.Namespace, written
             raise VideoError(clip.name, f"same output name {reader.stem}_overlay.mp4 as {written[reader.stem]}; "
                                         "skipped")
         r = segment_clip(predictor, reader, out, args.every, args.max_frames, args.frames,
-                         progress=sys.stderr.isatty())
+                         progress=sys.stderr.isatty(), legend=args.legend)
     except VideoError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -4,7 +4,8 @@
     python -m seg.predict SEQUENCE_DIR --fps 10 --out DIR      # numbered frames, e.g. KITTI image_02/data
 
 `segment_clip` turns a reader's frames into DIR/<stem>_overlay.mp4 (H.264 for browsers, `seg.infer.clipio`).
-The classes present in each frame are listed in its top-left corner (`burn_legend`). With --frames,
+The largest classes of each frame (LEGEND_TOP at most) are listed in a small translucent box in its top-left
+corner (`burn_legend`; `--no-legend` leaves it out). With --frames,
 DIR/<stem>/000000.png... hold the label maps (paletted, pixel value = class id) of the clip's frames in
 order. Each output frame keeps its source frame's time, so the clip lasts as long as the part of the source
 it covers, variable frame rates included. Outputs are written under hidden temporary names and renamed when
@@ -32,10 +33,11 @@ from seg.classes import ClassTable
 from seg.infer.clipio import VIDEO_EXTENSIONS, ClipReader, ClipWriter, FolderReader, VideoError, is_video
 from seg.viz import legend, overlay_image, to_label_png
 
-__all__ = ["LEGEND_MIN_SHARE", "burn_legend", "segment_clip", "output_stem", "replace_dir",
+__all__ = ["LEGEND_MIN_SHARE", "LEGEND_TOP", "burn_legend", "segment_clip", "output_stem", "replace_dir",
            "VIDEO_EXTENSIONS", "ClipReader", "ClipWriter", "FolderReader", "VideoError", "is_video"]
 
 LEGEND_MIN_SHARE = 0.002  # classes under 0.2% of a frame stay out of its legend
+LEGEND_TOP = 6  # ... and so do all but its 6 largest: a real frame has 35-40 classes, which filled its height
 
 
 def burn_legend(image: Image.Image, rows: list[dict]) -> Image.Image:
@@ -43,7 +45,7 @@ def burn_legend(image: Image.Image, rows: list[dict]) -> Image.Image:
     translucent box; wraps into more columns when the frame is too short. Returns the same image."""
     if not rows:
         return image
-    px = max(10, image.height // 28)  # text height: ~13 px at 375 rows
+    px = max(9, image.height // 34)  # text height: ~11 px at 375 rows
     font = ImageFont.load_default(size=px)
     line, pad = px + px // 3, px // 2
     per_col = max(1, (image.height - 2 * pad) // line)
@@ -53,7 +55,7 @@ def burn_legend(image: Image.Image, rows: list[dict]) -> Image.Image:
     box_w = min(image.width, sum(col_w) + pad)
     box_h = min(image.height, len(cols[0]) * line + pad)
     shade = Image.new("RGB", (box_w, box_h))
-    image.paste(Image.blend(image.crop((0, 0, box_w, box_h)), shade, 0.6), (0, 0))
+    image.paste(Image.blend(image.crop((0, 0, box_w, box_h)), shade, 0.45), (0, 0))  # the scene shows through
     draw = ImageDraw.Draw(image)
     x = pad
     for c, w in zip(cols, col_w):
@@ -67,9 +69,10 @@ def burn_legend(image: Image.Image, rows: list[dict]) -> Image.Image:
 
 def segment_clip(predictor, reader, out: Path, every: int = 1, max_frames: int | None = None,
                  frames: bool = False, alpha: float = 0.5, progress: bool = True,
-                 on_frame: Callable[[int, int | None], None] | None = None) -> dict:
+                 on_frame: Callable[[int, int | None], None] | None = None, legend: bool = True) -> dict:
     """Segment `reader`'s frames (every `every`-th, at most `max_frames`) into OUT/<stem>_overlay.mp4 and,
-    with `frames`, OUT/<stem>/NNNNNN.png. `progress`: a tqdm bar on stderr; `on_frame(done, total or None)`
+    with `frames`, OUT/<stem>/NNNNNN.png; `legend`: burn each frame's largest classes into its corner.
+    `progress`: a tqdm bar on stderr; `on_frame(done, total or None)`
     is called after each frame. Returns dict(path, frames_dir or None, frames, seconds, fps_out,
     shares (frames, C) float32: each frame's pixel share per class, times (frames,) float64: each output
     frame's time in seconds, from the source's timestamps).
@@ -99,7 +102,7 @@ def segment_clip(predictor, reader, out: Path, every: int = 1, max_frames: int |
             labels = predictor.predict(rgb)
             shares.append(class_shares(labels, len(predictor.classes)))
             times.append(float(t))
-            outputs.write(overlay_frame(rgb, labels, predictor.classes, alpha), labels if frames else None,
+            outputs.write(overlay_frame(rgb, labels, predictor.classes, alpha, legend), labels if frames else None,
                           predictor.classes, t)
             bar.update(1)
             if on_frame is not None:
@@ -155,11 +158,15 @@ def class_shares(labels: np.ndarray, n_classes: int) -> np.ndarray:
     return (counts / labels.size).astype(np.float32)
 
 
-def overlay_frame(rgb: np.ndarray, labels: np.ndarray, classes: ClassTable, alpha: float) -> np.ndarray:
-    """One output frame (H, W, 3) uint8: the class colours over `rgb`, with the legend of the classes
-    covering at least LEGEND_MIN_SHARE of it burnt into the top-left corner."""
-    rows = sorted(legend(labels, classes, LEGEND_MIN_SHARE), key=lambda r: r["id"])
-    return np.asarray(burn_legend(overlay_image(rgb, labels, classes, alpha), rows))
+def overlay_frame(rgb: np.ndarray, labels: np.ndarray, classes: ClassTable, alpha: float,
+                  with_legend: bool = True) -> np.ndarray:
+    """One output frame (H, W, 3) uint8: the class colours over `rgb`, with (`with_legend`) its LEGEND_TOP
+    largest classes of at least LEGEND_MIN_SHARE burnt into the top-left corner, in class order."""
+    picture = overlay_image(rgb, labels, classes, alpha)
+    if not with_legend:
+        return np.asarray(picture)
+    rows = sorted(legend(labels, classes, LEGEND_MIN_SHARE)[:LEGEND_TOP], key=lambda r: r["id"])
+    return np.asarray(burn_legend(picture, rows))
 
 
 class _ClipOutputs:
