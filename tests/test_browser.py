@@ -25,7 +25,7 @@ from seg.paths import REPO_ROOT
 CHROMIUM = Path("/usr/bin/chromium")
 # A real browser against a live server on a shared 2-core CPU: timing can miss a render now and then, so a
 # failing test is run up to twice more (a real fault fails every time).
-pytestmark = [pytest.mark.browser, pytest.mark.flaky(reruns=2)]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.flaky(reruns=2)]  # slow: a server and chromium each
 START_TIMEOUT_S = 90
 PAGE_TIMEOUT_MS = 90_000
 

@@ -21,7 +21,7 @@ from seg.infer.predictor import Predictor
 
 # A real browser against a live server on a shared 2-core CPU: timing can miss a render now and then, so a
 # failing test is run up to twice more (a real fault fails every time).
-pytestmark = [pytest.mark.browser, pytest.mark.flaky(reruns=2)]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.flaky(reruns=2)]  # slow: a server and chromium each
 LOSS = ".st-key-chart_loss .js-plotly-plot"
 WAIT_MS = 60_000
 
