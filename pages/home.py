@@ -5,6 +5,7 @@ from webapp import ui
 from webapp import config
 from webapp import views
 from webapp import provenance
+from webapp import clips
 from webapp.escape import code, md
 from seg.train import runlog
 
@@ -39,7 +40,7 @@ else:
     if origin["train"] is None:
         st.caption("The checkpoint does not record what it was trained on.")
     else:
-        frames = f"its first {origin['eval_limit']} frames" if origin["eval_limit"] else "all of its frames"
+        frames = provenance.frames_scored(origin["eval_limit"], origin["val_frames"])
         text = (f"**Trained on** {md(origin['train'])}. **{label}** measured during training on "
                 f"{code(origin['val'])}, {md(frames)}.")
         if origin["synthetic"]:
@@ -105,4 +106,5 @@ with c2:
     st.caption("Original | prediction | ground truth | errors per frame, per-class IoU and the confusion matrix.")
 with c3:
     st.page_link("pages/inference.py", label="Inference", icon=":material/photo_camera:")
-    st.caption(f"Drop your own frames ({', '.join(views.UPLOAD_TYPES)}) or try the sample frames.")
+    st.caption(f"Drop your own frames ({', '.join(views.UPLOAD_TYPES)}) or dashcam clips "
+               f"({', '.join(clips.CLIP_TYPES)}), or try the sample frames and clip.")

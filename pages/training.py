@@ -8,6 +8,11 @@ from webapp.escape import md
 from seg.train import runlog
 
 REFRESH_S = 5.0
+MIXED_TABLES = ("mIoU is the mean over each run's own class table: a 2-class run (e.g. the lanes model) and a "
+                "66-class run (the demo model) share this axis but not a scale, so compare runs of one table.")
+NO_EVAL = "–"  # a best score of a run whose log holds no evaluation
+NO_EVAL_HELP = ("the run's log holds no evaluation: it was trained without --eval-every, or has not reached its "
+                "first evaluation yet.")
 
 ctx = ui.context()
 ui.header("Training progress", "Curves read from each run's metrics.jsonl; a run still writing its log refreshes by itself.")
@@ -34,7 +39,9 @@ smoothing = c1.slider("Smoothing (EMA weight)", 0.0, 0.99, 0.6, 0.01, key="train
                            "pulled toward zero. The raw curve is drawn faint behind.")
 log_y = c2.toggle("Log scale", value=False, key="train_log")
 x_axis = c3.radio("x axis", ["step", "time"], horizontal=True, key="train_x",
-                  format_func={"step": "Step", "time": "Wall time"}.get)
+                  format_func={"step": "Step", "time": "Wall time"}.get,
+                  help="Switching drops the charts' horizontal zoom (steps and minutes are different units); "
+                       "the vertical zoom is kept. Log scale and the other controls keep both.")
 auto = c4.toggle("Auto-refresh", value=True, key="train_auto", help=f"Re-read live runs every {REFRESH_S:.0f} s.")
 
 
@@ -78,8 +85,8 @@ def curves(runs: list) -> None:
     # Each run keeps its color however the selection changes (colors are kept per session, by run name).
     colors = figures.run_colors([r.name for r in runs], st.session_state.get("_train_colors"))
     st.session_state["_train_colors"] = colors
-    tags = {"chart_loss": f"{x_axis}|{'log' if log_y else 'linear'}", "chart_miou": x_axis, "chart_acc": x_axis,
-            "chart_lr": x_axis}
+    tags = {"chart_loss": f"{x_axis}|{'log' if log_y else 'linear'}", "chart_miou": f"{x_axis}|linear",
+            "chart_acc": f"{x_axis}|linear", "chart_lr": f"{x_axis}|linear"}
     zoom = components.keep_zoom(tags, key="train_zoom")
 
     def chart(where, fig, key):
@@ -93,6 +100,8 @@ def curves(runs: list) -> None:
     chart(p2, figures.series_figure(runs, "val_pixel_acc", "Validation pixel accuracy", x_axis, percent=True,
                                     colors=colors), "chart_acc")
     chart(p3, figures.series_figure(runs, "lr", "Learning rate", x_axis, colors=colors), "chart_lr")
+    if len(runs) > 1:
+        st.caption(MIXED_TABLES)
 
 
 def summary(runs: list) -> None:
@@ -103,8 +112,9 @@ def summary(runs: list) -> None:
         s = runlog.summarize(r)
         s["duration"] = fmt_duration(s.pop("duration_s"))
         s.pop("live")  # "status" comes from the log itself: its end record, or none
-        for k in ("best_miou", "best_pixel_acc"):  # shown as percentages with one decimal
-            s[k] = None if s[k] is None else 100 * s[k]
+        for k in ("best_miou", "best_pixel_acc"):  # text, so a run without evaluations reads "–", not "None"
+            s[k] = NO_EVAL if s[k] is None else f"{100 * s[k]:.1f}%"
+        s["duration"] = s["duration"] or "–"
         rows.append(s)
     st.dataframe(
         rows, hide_index=True, width="stretch", key="train_summary",
@@ -113,8 +123,8 @@ def summary(runs: list) -> None:
             "steps": st.column_config.NumberColumn("Steps", format="%d"),
             "last_loss": st.column_config.NumberColumn("Last loss", format="%.4f"),
             "best_loss": st.column_config.NumberColumn("Best loss", format="%.4f"),
-            "best_miou": st.column_config.NumberColumn("Best mIoU", format="%.1f%%"),
-            "best_pixel_acc": st.column_config.NumberColumn("Best pixel acc", format="%.1f%%"),
+            "best_miou": st.column_config.TextColumn("Best mIoU", help=NO_EVAL_HELP),
+            "best_pixel_acc": st.column_config.TextColumn("Best pixel acc", help=NO_EVAL_HELP),
             "img_per_s": st.column_config.NumberColumn("img/s", format="%.1f"),
             "duration": st.column_config.TextColumn("Duration"),
             "status": st.column_config.TextColumn(
@@ -122,6 +132,8 @@ def summary(runs: list) -> None:
                                "without one, live while it is being written, else stopped mid-run."),
         },
     )
+    if any(r["best_miou"] == NO_EVAL for r in rows):
+        st.caption(f"{NO_EVAL} under Best mIoU: {NO_EVAL_HELP}")
 
 
 def calibration(runs: list) -> None:

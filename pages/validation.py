@@ -13,6 +13,7 @@ from seg.data.vistas import DataError
 from webapp.escape import code, md
 
 DEFAULT_LIMIT = 300  # frames scored by default; each frame is scored once per checkpoint and kept
+DELTA_HELP = "Delta: B − A in percentage points (pp), between the two figures as shown."
 
 
 def or_stop(work):
@@ -27,6 +28,22 @@ def or_stop(work):
 
 def pct(x) -> str:
     return f"{x:.1%}" if x is not None else "n/a"
+
+
+def errors_panel(labels, truth, only) -> tuple:
+    """The Errors panel and its caption; with "Show only these classes" set, only pixels whose truth or
+    prediction is one of those classes, the rest dimmed as in the other panels."""
+    errors, wrong = views.error_view(labels, truth, classes)
+    keep = views.class_mask(truth, only)
+    if keep is None:
+        return errors, f"Errors: {wrong:.1%} of labelled pixels, in the true class's color"
+    keep = keep | views.class_mask(labels, only)
+    errors = errors.copy()
+    errors[~keep] = views.DIMMED_RGB
+    scored = keep & (truth != classes.ignore_index) if classes.ignore_index is not None else keep
+    n = int(scored.sum())
+    share = float((scored & (labels != truth)).sum()) / n if n else 0.0
+    return errors, f"Errors: {share:.1%} of the chosen classes' labelled pixels, in the true class's color"
 
 
 def show_ab_frame(image, truth, labels, labels_b, score, score_b, i) -> None:
@@ -98,13 +115,13 @@ limit = int(c2.number_input("Frames to evaluate", 1, max(n_total, 1), min(n_tota
                             key="val_limit", help=f"{n_total:,} frames in this split. Each frame is scored once "
                                                   "per checkpoint and kept: changing this is free for frames "
                                                   "scored before."))
-if provenance.is_bundled_synthetic(ctx.data):
-    st.caption(f"{code(ctx.data.name)} is a bundled set of synthetic renders (seg.synth's street world), not photos: "
-               "scores here say how well the model learned that world.")
+about_data = provenance.data_caption(ctx.data)
+if about_data:
+    st.caption(f"{code(ctx.data.name)} {about_data}")
 missing = bool(store.missing(limit) or (cmp and store_b.missing(limit)))
 top = st.container()  # split metrics, or the scoring progress while frames are still being scored
 tab_frames, tab_iou, tab_conf = st.tabs(["Frames", "Per-class IoU (A/B)" if cmp else "Per-class IoU",
-                                         "Confusion matrix"])
+                                         "Confusion matrices (A/B)" if cmp else "Confusion matrix"])
 result = store.result(limit)  # over the frames scored so far
 result_b = store_b.result(limit) if cmp else None
 frames = result["frames"]
@@ -157,7 +174,7 @@ with tab_frames:
             panels = [views.mask_view(x, classes, only) for x in (labels, truth)]
         if outlines:
             panels = [views.outline(v, x) for v, x in zip(panels, (labels, truth))]
-        errors, wrong = views.error_view(labels, truth, classes)
+        errors, errors_caption = errors_panel(labels, truth, only)
         conf = ui.frame_confidence(pred, ui.model_key(pred), str(ctx.data), split, stamp, i) if show_conf else None
         cols = [st.container() for _ in range(4)] if views.is_wide(image.shape) else st.columns(4)
         ui.image(cols[0], image, "Original")
@@ -165,7 +182,7 @@ with tab_frames:
             components.pixel_inspector(panels[0], labels, classes.readable, f"Prediction · {score.stem} (hover)",
                                            key=f"val_inspect_{split}_{i}", truth=truth, confidence=conf)
         ui.image(cols[2], panels[1], "Ground truth")
-        ui.image(cols[3], errors, f"Errors: {wrong:.1%} of labelled pixels, in the true class's color")
+        ui.image(cols[3], errors, errors_caption)
         iou = {c: v for c, v in store.frame_iou(i).items() if not only or c in only}
         st.caption("Classes in this frame (truth or prediction) with their IoU here, lowest first:")
         ui.legend_chips(views.iou_rows(iou, classes))
@@ -185,10 +202,11 @@ with top:
     if cmp:
         m = st.columns(5)
         m[0].metric(f"mIoU · {md(name_a)}", pct(result["miou"]))
-        delta = None if None in (result["miou"], result_b["miou"]) else f"{result_b['miou'] - result['miou']:+.1%}"
-        m[1].metric(f"mIoU · {md(name_b)}", pct(result_b["miou"]), delta=delta, help="Delta: B minus A.")
+        m[1].metric(f"mIoU · {md(name_b)}", pct(result_b["miou"]), delta=models.points(result["miou"], result_b["miou"]),
+                    help=DELTA_HELP)
         m[2].metric(f"Pixel acc. · {md(name_a)}", pct(result["pixel_acc"]))
-        m[3].metric(f"Pixel acc. · {md(name_b)}", pct(result_b["pixel_acc"]))
+        m[3].metric(f"Pixel acc. · {md(name_b)}", pct(result_b["pixel_acc"]),
+                    delta=models.points(result["pixel_acc"], result_b["pixel_acc"]), help=DELTA_HELP)
         m[4].metric("Frames", f"{len(frames):,} of {n_total:,}")
     else:
         m = st.columns(4)
@@ -202,15 +220,20 @@ with tab_iou:
     if cmp:
         rows = models.iou_table(result["per_class_iou"], result_b["per_class_iou"])
         st.caption(f"Per-class IoU of A ({md(name_a)}) and B ({md(name_b)}) over the same {len(frames):,} frames, sorted "
-                   "by B − A: where B loses most first.")
-        st.dataframe([{"Class": r["class"], "A": r["a"], "B": r["b"], "B − A": r["diff"]} for r in rows],
-                     hide_index=True, width="stretch", key="val_ab_table",
-                     column_config={k: st.column_config.NumberColumn(k, format="percent") for k in ("A", "B", "B − A")})
-    st.plotly_chart(figures.iou_bar_figure(views.per_class_rows(result["per_class_iou"], classes)),
-                    key="val_iou_chart", width="stretch")
+                   "by B − A (percentage points): where B loses most first.")
+        st.dataframe(models.iou_table_view(rows), hide_index=True, width="stretch", key="val_ab_table")
+        bars = zip(st.columns(2), (result, result_b), (f"A · {name_a}", f"B · {name_b}"), ("val_iou_chart", "val_iou_chart_b"))
+    else:
+        bars = [(st.container(), result, None, "val_iou_chart")]
+    for where, res, who, key in bars:
+        where.plotly_chart(figures.iou_bar_figure(views.per_class_rows(res["per_class_iou"], classes), who), key=key,
+                           width="stretch")
 with tab_conf:
-    names, shares = views.confusion_view(result["confusion"], classes)
-    st.plotly_chart(figures.confusion_figure(names, shares), key="val_confusion", width="stretch")
+    mats = [(result, f"A · {name_a}", "val_confusion"), (result_b, f"B · {name_b}", "val_confusion_b")] if cmp else \
+        [(result, None, "val_confusion")]
+    for res, who, key in mats:  # one under the other: each is as wide as the page
+        names, shares = views.confusion_view(res["confusion"], classes)
+        st.plotly_chart(figures.confusion_figure(names, shares, who), key=key, width="stretch")
     st.caption("Rows are ground-truth classes, columns predictions; each row sums to 100% (cells in %, blank "
                "under 0.5%). Only classes present in the ground truth or the predictions are shown; Unlabeled is "
                "left out.")

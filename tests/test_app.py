@@ -63,7 +63,8 @@ def test_home_says_what_was_trained_on_what_and_times_this_machine(standins):
     at = run_app()
     texts = _texts(at)
     # read from the stand-in checkpoint's recorded args: --data synth, --eval-limit 32
-    assert "Trained on** the synthetic street world" in texts and "first 32 frames" in texts
+    # --eval-limit 32 over the bundled validation split of 32 frames: all of them (issue 24, item 22)
+    assert "Trained on** the synthetic street world" in texts and "all 32 of its frames" in texts
     assert "Expect much worse results on real photos" in texts
     ds = VistasDataset(standins["SEG_DATA"], "validation")
     ids = set()

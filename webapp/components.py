@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 
 import numpy as np
 import streamlit as st
@@ -60,11 +61,29 @@ def keep_zoom(tags: dict[str, str], key: str) -> dict:
 
 
 def ranges_for(zoom: dict, chart: str, tag: str) -> tuple[list | None, list | None]:
-    """(x range, y range) the user last zoomed `chart` to under `tag`, (None, None) when none applies."""
+    """(x range, y range) the user last zoomed `chart` to, as they apply under `tag` ("XSCALE|YSCALE", e.g.
+    "step|log"): each axis keeps its range while its own scale is unchanged; a y range moves between "linear"
+    and "log" (Plotly's log axes take log10 units); an x range under another x scale (steps, minutes) is
+    dropped. (None, None) when nothing applies."""
     entry = zoom.get(chart) or {}
-    if entry.get("tag") != tag:
-        return None, None
-    return entry.get("x"), entry.get("y")
+    old, new = str(entry.get("tag") or "").split("|"), tag.split("|")
+    if len(old) != 2 or len(new) != 2:
+        return (entry.get("x"), entry.get("y")) if entry.get("tag") == tag else (None, None)
+    x = entry.get("x") if old[0] == new[0] else None
+    return x, rescale(entry.get("y"), old[1], new[1])
+
+
+def rescale(span: list | None, old: str, new: str) -> list | None:
+    """A [lo, hi] axis range drawn under scale `old` ("linear" or "log") as it reads under `new`; None when it
+    has no such reading (a linear range reaching zero or below on a log axis)."""
+    if span is None or old == new:
+        return span
+    lo, hi = (float(v) for v in span)
+    if (old, new) == ("linear", "log"):
+        return [math.log10(lo), math.log10(hi)] if lo > 0 and hi > 0 else None
+    if (old, new) == ("log", "linear"):
+        return [10.0 ** lo, 10.0 ** hi]
+    return None
 
 
 _INSPECT_JS = """
@@ -88,9 +107,8 @@ export default function(component) {
   root.querySelector('.seg-caption').textContent = data.caption;
   const W = data.width, H = data.height, names = data.names;
   const maps = Promise.all([pixels(data.pred), pixels(data.truth), pixels(data.conf)]);
-  const idle = 'Hover the image: class' + (data.truth ? ', ground truth' : '') +
-               (data.conf ? ', confidence' : '') + ' under the cursor';
-  out.textContent = idle;
+  const rest = () => { out.textContent = data.idle; out.title = ''; out.classList.add('seg-idle'); };
+  rest();
   img.onmousemove = async (e) => {
     const r = img.getBoundingClientRect();
     const x = Math.min(W - 1, Math.max(0, Math.floor((e.clientX - r.left) / r.width * W)));
@@ -101,21 +119,27 @@ export default function(component) {
     if (truth) text += ' · truth ' + (names[truth[i]] ?? ('id ' + truth[i]));
     if (conf) text += ' · confidence ' + Math.round(conf[i] / 2.55) + '%';
     out.textContent = text;
+    out.title = text;  // the whole readout, where one line cuts it off
+    out.classList.remove('seg-idle');
     out.dataset.x = x; out.dataset.y = y;
   };
-  img.onmouseleave = () => { out.textContent = idle; };
+  img.onmouseleave = rest;
 }
 """
 
 _INSPECT_HTML = """<div class="seg-inspect"><img class="seg-image"/><div class="seg-caption"></div>
 <div class="seg-readout"></div></div>"""
-_INSPECT_CSS = """
+# One line whatever the column width, so the readout never makes its column taller than the image's
+# neighbours; the idle hint reads as a caption, the live readout in monospace.
+INSPECT_CSS = """
 .seg-image { width: 100%; display: block; border-radius: 4px; cursor: crosshair; }
 .seg-caption { font-size: 0.85rem; opacity: 0.65; text-align: center; margin-top: 2px; }
-.seg-readout { font-size: 0.85rem; font-family: monospace; min-height: 1.3em; margin-top: 2px; }
+.seg-readout { font-size: 0.85rem; font-family: monospace; min-height: 1.3em; margin-top: 2px;
+                white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+.seg-readout.seg-idle { font-family: inherit; opacity: 0.65; text-align: center; }
 """
 
-_inspect_component = st.components.v2.component("seg_pixel_inspector", html=_INSPECT_HTML, css=_INSPECT_CSS,
+_inspect_component = st.components.v2.component("seg_pixel_inspector", html=_INSPECT_HTML, css=INSPECT_CSS,
                                                 js=_INSPECT_JS)
 
 
@@ -133,6 +157,11 @@ def _jpeg_uri(rgb: np.ndarray) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
+def idle_hint(truth: bool, confidence: bool) -> str:
+    """The readout's one-line caption while the cursor is off the image, e.g. "Hover: class · truth"."""
+    return "Hover: " + " · ".join(["class"] + ["truth"] * truth + ["confidence"] * confidence)
+
+
 def pixel_inspector(view: np.ndarray, labels: np.ndarray, names: list[str], caption: str, key: str,
                     truth: np.ndarray | None = None, confidence: np.ndarray | None = None) -> None:
     """Show `view` (H, W, 3) uint8 with a per-pixel readout of `labels` (H, W) class ids named by `names`,
@@ -141,6 +170,7 @@ def pixel_inspector(view: np.ndarray, labels: np.ndarray, names: list[str], capt
     conf = None if confidence is None else _png_uri(np.rint(np.clip(confidence, 0, 1) * 255))
     _inspect_component(
         data={"image": _jpeg_uri(view), "pred": _png_uri(labels), "truth": None if truth is None else _png_uri(truth),
-              "conf": conf, "names": list(names), "width": int(w), "height": int(h), "caption": caption},
+              "conf": conf, "names": list(names), "width": int(w), "height": int(h), "caption": caption,
+              "idle": idle_hint(truth is not None, confidence is not None)},
         key=key, width="stretch",
     )

@@ -14,6 +14,7 @@ from seg.train.runlog import RunData, elapsed_s, ema
 from webapp.escape import html
 
 RUN_COLORS = qualitative.Plotly  # one color per run, same in every panel
+TOP_MARGIN = 64  # px: the toolbar's row (about 30 px), then the title's
 X_TITLES = {"step": "step", "time": "wall time (min)"}
 X_HOVER = {"step": "step %{x:,}", "time": "%{x:.1f} min"}
 
@@ -31,14 +32,16 @@ def run_colors(names: list[str], previous: dict[str, str] | None = None) -> dict
 
 
 def _layout(fig: go.Figure, title: str, x_title: str, y_title: str, revision: str, height: int = 380) -> go.Figure:
-    # The legend sits below the plot: above it, Plotly's toolbar (top right) would cover it.
+    # The legend sits below the plot and the title just above the plot area, under a top margin that holds
+    # Plotly's toolbar (top right): on a narrow screen the toolbar would otherwise cover either.
     fig.update_layout(
-        title=dict(text=title, x=0.0, xanchor="left", font=dict(size=15)),
+        title=dict(text=title, x=0.0, xanchor="left", y=1.0, yref="paper", yanchor="bottom", pad=dict(b=6),
+                   font=dict(size=15)),
         xaxis_hoverformat=".1f" if x_title == X_TITLES["time"] else ",",
         xaxis_title=x_title,
         yaxis_title=y_title,
         height=height,
-        margin=dict(l=10, r=10, t=40, b=10),
+        margin=dict(l=10, r=10, t=TOP_MARGIN, b=10),
         legend=dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0.0),
         hovermode="x unified",
         uirevision=revision,
@@ -143,23 +146,25 @@ def series_figure(runs: list[RunData], key: str, title: str, x_axis: str = "step
     return fig
 
 
-def iou_bar_figure(rows: list[dict]) -> go.Figure:
-    """Horizontal bars of per-class IoU (rows from views.per_class_rows), each in its class color."""
+def iou_bar_figure(rows: list[dict], model: str | None = None) -> go.Figure:
+    """Horizontal bars of per-class IoU (rows from views.per_class_rows), each in its class color; `model`
+    (e.g. "A · demo") is named in the title when two models are shown."""
     fig = go.Figure(go.Bar(
         x=[r["iou"] for r in rows], y=[html(r["name"]) for r in rows], orientation="h",
         marker=dict(color=[r["color"] for r in rows], line=dict(color="#888", width=0.5)),
         hovertemplate="%{y}: %{x:.1%}<extra></extra>",
         text=[f"{r['iou']:.1%}" for r in rows], textposition="outside", cliponaxis=False,
     ))
-    _layout(fig, "Per-class IoU", "IoU", "", "iou", height=max(260, 22 * len(rows) + 80))
+    title = "Per-class IoU" + (f" · {html(model)}" if model else "")
+    _layout(fig, title, "IoU", "", "iou", height=max(260, 22 * len(rows) + 80))
     fig.update_xaxes(range=[0, 1.12], tickformat=".0%", tickvals=[0, 0.25, 0.5, 0.75, 1.0])
     fig.update_layout(hovermode="closest")
     return fig
 
 
-def confusion_figure(names: list[str], shares: np.ndarray) -> go.Figure:
+def confusion_figure(names: list[str], shares: np.ndarray, model: str | None = None) -> go.Figure:
     """Row-normalised confusion heatmap: rows = ground truth, columns = prediction; cells labelled in %.
-    `names`: the classes' readable names, plain text."""
+    `names`: the classes' readable names, plain text; `model` (e.g. "B · demo") is named in the title."""
     shares = np.asarray(shares, dtype=np.float64)
     names = [html(n) for n in names]
     # Cell labels in whole percent; cells under 0.5% stay blank so the matrix stays readable.
@@ -171,7 +176,8 @@ def confusion_figure(names: list[str], shares: np.ndarray) -> go.Figure:
         colorbar=dict(tickformat=".0%"),
     ))
     side = max(320, 24 * len(names) + 160)
-    _layout(fig, "Confusion matrix (row-normalised)", "predicted", "ground truth", "confusion", height=side)
+    title = "Confusion matrix (row-normalised)" + (f" · {html(model)}" if model else "")
+    _layout(fig, title, "predicted", "ground truth", "confusion", height=side)
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(hovermode="closest")
     return fig

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from seg.train import runlog
 from seg.classes import ClassTable
@@ -109,3 +110,25 @@ def iou_table(iou_a: dict[str, float | None], iou_b: dict[str, float | None]) ->
             continue
         rows.append({"class": name, "a": a, "b": b, "diff": None if a is None or b is None else b - a})
     return sorted(rows, key=lambda r: (r["diff"] is None, r["diff"] if r["diff"] is not None else 0.0))
+
+
+def points(a: float | None, b: float | None) -> str | None:
+    """B − A in percentage points between two shares (0..1) as the page shows them (a percent with one
+    decimal), so the delta matches the two figures beside it: 0.8512, 0.8668 -> "+1.6 pp". None if one is
+    missing."""
+    if a is None or b is None:
+        return None
+    d = round(round(100 * b, 1) - round(100 * a, 1), 1) + 0.0  # + 0.0: no "-0.0"
+    return f"{d:+.1f} pp"
+
+
+def iou_table_view(rows: list[dict]):
+    """The rows of `iou_table` as a styled pandas frame: columns Class, A, B, B − A. The values stay shares
+    (0..1); A and B read as percents with one decimal, B − A in percentage points from those shown figures."""
+    frame = pd.DataFrame([{"Class": r["class"], "A": r["a"], "B": r["b"], "B − A": r["diff"]} for r in rows],
+                         columns=["Class", "A", "B", "B − A"])
+    style = frame.style.format({"A": "{:.1%}", "B": "{:.1%}"}, na_rep="–")
+    for i, r in enumerate(rows):
+        shown = points(r["a"], r["b"]) or "–"
+        style = style.format(lambda _, text=shown: text, subset=pd.IndexSlice[[i], ["B − A"]])
+    return style

@@ -46,6 +46,7 @@ class Context:
 
 
 OTHER = "Another file (type its path below)"
+NO_COMPARE = "nothing"  # the A/B chooser's first option: A/B off
 
 
 def _resolve(typed: str, key: str, roots) -> Path:
@@ -108,11 +109,12 @@ def _model_pickers(box, compare_box, found, current: Path | None, typed: str) ->
                   help="Every checkpoint found: the bundled ones and each run's model.pt / best.pt under the runs "
                        "folder. Or type any checkpoint's path below.")
     others = [lbl for lbl in labels if here is None or by_label[lbl].resolve() != here]
-    b = compare_box.selectbox("Compare with (A/B)", [None, *others], key="src_compare",
-                      format_func=lambda lbl: "nothing" if lbl is None else lbl,
+    # "nothing" is an option like the others, not an empty value (None): an empty value would draw a clear
+    # button beside "nothing" that has nothing to clear. A set value of None still reads as "nothing".
+    b = compare_box.selectbox("Compare with (A/B)", [NO_COMPARE, *others], key="src_compare",
                       help="A second checkpoint: Validation and Inference then show both on the same frames, "
                            "where they disagree, and (Validation) both per-class IoUs.")
-    return by_label.get(b)
+    return None if b == NO_COMPARE else by_label.get(b)
 
 
 def context() -> Context:
