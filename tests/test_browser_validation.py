@@ -13,7 +13,7 @@ import test_browser as tb
 from test_browser import PAGE_TIMEOUT_MS, no_traceback, open_page
 from test_browser_app import LOSS, WAIT_MS, X_RANGE, _idle, _mark_chart, _wait_new_chart
 
-pytestmark = [pytest.mark.browser, pytest.mark.flaky(reruns=2)]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.flaky(reruns=2)]  # slow: a server and chromium each
 COMPARE = '[data-testid="stSidebar"] .st-key-src_compare'
 Y_RANGE = X_RANGE.replace("xaxis", "yaxis")
 
