@@ -9,12 +9,11 @@ each fails with a traceback, some of them only at the first step. Here each is a
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from seg.classes import short_repr
+from seg.train.runlog import is_number
 
 # Per-weight state of the optimizers `seg.train.setup.build` makes (AdamW with amsgrad adds max_exp_avg_sq).
 STATE_KEYS = {torch.optim.AdamW: {"step", "exp_avg", "exp_avg_sq"}, torch.optim.SGD: {"momentum_buffer"}}
@@ -67,7 +66,7 @@ def _check_weight_state(entry: dict, weight: torch.Tensor, kind: type, group: di
     for k, v in entry.items():
         if k == "step":  # a 0-d tensor in torch 2, a number before
             count = float(v) if isinstance(v, torch.Tensor) and v.numel() == 1 else v
-            ok = _is_number(count) and count >= 0
+            ok = is_number(count) and count >= 0
             shape = "a step count >= 0"
         elif v is None:
             ok = k == "momentum_buffer"  # SGD keeps None until the first step with momentum
@@ -112,7 +111,7 @@ def _alike(value, own) -> bool:
     if isinstance(own, int):
         return isinstance(value, int) and not isinstance(value, bool)
     if isinstance(own, float):
-        return _is_number(value)
+        return is_number(value)
     if isinstance(own, (list, tuple)):
         return (isinstance(value, (list, tuple)) and len(value) == len(own)
                 and all(_alike(a, b) for a, b in zip(value, own)))
@@ -121,7 +120,7 @@ def _alike(value, own) -> bool:
 
 def _harmless(key, value, owner: type | None) -> bool:
     """A key of another torch version's state: a plain value that names nothing of `owner`."""
-    plain = value is None or isinstance(value, (bool, str)) or _is_number(value)
+    plain = value is None or isinstance(value, (bool, str)) or is_number(value)
     return (isinstance(key, str) and not key.startswith("__") and plain
             and not (owner is not None and hasattr(owner, key)))
 
@@ -132,13 +131,3 @@ def _kind(own) -> str:
     if isinstance(own, (list, tuple)):
         return f"{len(own)} of {', '.join(sorted({_kind(v) for v in own}))}" if own else "an empty list"
     return {int: "a whole number", float: "a finite number"}.get(type(own), type(own).__name__)
-
-
-def _is_number(v) -> bool:
-    """A finite int or float (not a bool, not an int too large for a float)."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return False
-    try:
-        return math.isfinite(v)
-    except OverflowError:
-        return False

@@ -172,7 +172,7 @@ def _parse(text: str) -> tuple[object, str | None]:
     return row, _row_problem(row)
 
 
-def _is_number(v) -> bool:
+def is_number(v) -> bool:
     """A finite int or float; bools are not numbers here, nor ints too large for a float."""
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return False
@@ -187,14 +187,14 @@ def _row_problem(row) -> str | None:
     if not isinstance(row, dict) or "step" not in row:
         return "expected an object with a 'step'"
     step = row["step"]
-    if not (_is_number(step) and float(step).is_integer() and 0 <= step <= MAX_STEP):
+    if not (is_number(step) and float(step).is_integer() and 0 <= step <= MAX_STEP):
         return f"step is {_shown(step)}, not a whole number >= 0"
     return None
 
 
 def _bad_fields(row: dict) -> list[str]:
     """The row's NUMBER_FIELDS holding something other than a finite number or null, and a non-text "end"."""
-    bad = [k for k in NUMBER_FIELDS if row.get(k) is not None and not _is_number(row[k])]
+    bad = [k for k in NUMBER_FIELDS if row.get(k) is not None and not is_number(row[k])]
     return bad + (["end"] if "end" in row and not isinstance(row["end"], str) else [])
 
 
