@@ -127,8 +127,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
     with _opened(path, data) as f:
         storage_bytes = _archive_sizes(path, f)
         # map_location="meta": the pickle is read and every field checked, no tensor data is read or allocated.
-        _check_layout(path, _torch_load(path, f, "meta"), storage_bytes)
-        ckpt = _torch_load(path, f, map_location)
+        _check_layout(path, _load_tensors_only(path, f, "meta"), storage_bytes)
+        ckpt = _load_tensors_only(path, f, map_location)
     try:
         check_finite(ckpt["model"])
     except ValueError as e:
@@ -188,7 +188,7 @@ def _archive_sizes(path: Path, f: BinaryIO) -> int:
     return storage
 
 
-def _torch_load(path: Path, f: BinaryIO, map_location) -> object:
+def _load_tensors_only(path: Path, f: BinaryIO, map_location) -> object:
     """torch.load(weights_only=True) from the start of `f`; any failure is one CheckpointError line."""
     f.seek(0)
     try:
